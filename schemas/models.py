@@ -393,6 +393,15 @@ class SendResult(_Model):
 class DeadLetter(_Model):
     """A record we could not process, kept whole with the reason (also in Kafka headers)."""
 
+    # payloads are arbitrary bytes: JSON carries them base64-encoded
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+    )
+
     type: Literal["Dead Letter"] = "Dead Letter"
     reason: NonEmpty
     error_type: NonEmpty

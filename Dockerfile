@@ -1,0 +1,33 @@
+# personaflow image: one image, one entry point (`personaflow`), the service is the argument:
+#   docker run personaflow worker | sink | topics create | dlq list ...
+# Build:  docker build -t personaflow:0.1.0 .
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY schemas ./schemas
+COPY processors ./processors
+COPY streams ./streams
+COPY sinks ./sinks
+COPY personaflow ./personaflow
+COPY bench ./bench
+# build a wheel so the runtime image carries no sources or build tools
+RUN pip wheel --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PERSONAFLOW_DATA_DIR=/var/lib/personaflow
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels \
+    && useradd --system --uid 10001 --home-dir /var/lib/personaflow --create-home personaflow
+USER 10001
+WORKDIR /var/lib/personaflow
+# RocksDB tables and local state; mount a volume here (one per worker replica)
+VOLUME ["/var/lib/personaflow"]
+# 6066: worker web (/metrics, /healthz, /readyz); 8090: sink HTTP (/webhooks/sendgrid, /metrics)
+EXPOSE 6066 8090
+ENTRYPOINT ["personaflow"]
+CMD ["--help"]

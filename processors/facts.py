@@ -1,0 +1,179 @@
+"""The facts rule guards can read: a registry of named getters over an evaluation context.
+
+A guard such as ``orders >= 2 and since_last_order < 30d`` reads the facts ``orders`` and
+``since_last_order``. :data:`FACTS` maps each name to (getter, description); ``personaflow
+rules explain`` lists them. Durations are seconds; a fact that does not apply is ``null``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from processors.scoring import decay, rfm, rfm_segment, top_categories
+from processors.state import CustomerState, Deadline
+
+
+class Ctx:
+    """What a guard is evaluated against: the state, the input (if any) and the time."""
+
+    __slots__ = ("aff_half", "dl", "eng_half", "etype", "ev", "now", "recent", "st")
+
+    def __init__(
+        self,
+        st: CustomerState,
+        ev: Any,
+        etype: str,
+        now: float,
+        dl: Deadline | None = None,
+        *,
+        recent: float = 172_800.0,
+        eng_half: float = 14 * 86_400.0,
+        aff_half: float = 7 * 86_400.0,
+    ) -> None:
+        self.st = st
+        self.ev = ev  # a schemas.models input event, or None for ticks and merges
+        self.etype = etype  # the event's type, "tick" or "merge"
+        self.now = now
+        self.dl = dl  # the deadline being fired, on ticks
+        self.recent = recent  # the "recent" window of recent_* facts
+        self.eng_half = eng_half
+        self.aff_half = aff_half
+
+
+def _since(at: float | None, now: float) -> float | None:
+    return None if at is None else max(0.0, now - at)
+
+
+def _event_product(c: Ctx) -> Any:
+    return getattr(c.ev, "product", None)
+
+
+def _event_category(c: Ctx) -> str | None:
+    product = _event_product(c)
+    if product is not None:
+        return product.category or None
+    category = getattr(c.ev, "category", None)
+    return category or None
+
+
+def _event_value(c: Ctx) -> float | None:
+    for name in ("revenue", "value"):
+        value = getattr(c.ev, name, None)
+        if value is not None:
+            return float(value)
+    product = _event_product(c)
+    return None if product is None else float(product.price * product.quantity)
+
+
+def _recent_views(c: Ctx, category: str | None = None, product: str | None = None) -> int:
+    since = c.now - c.recent
+    return sum(
+        1
+        for v in c.st.views
+        if v.at >= since
+        and (category is None or v.category == category)
+        and (product is None or v.product_id == product)
+    )
+
+
+def _open_carts(c: Ctx) -> list[Any]:
+    return [cart for cart in c.st.carts.values() if cart.items]
+
+
+def _rfm(c: Ctx) -> tuple[int, int, int]:
+    st = c.st
+    return rfm(st.last_order_at, st.orders, st.revenue - st.refunded, c.now)
+
+
+def _consent(c: Ctx) -> bool:
+    return c.st.consent_marketing is not False and c.st.suppressed is None
+
+
+FACTS: dict[str, tuple[Callable[[Ctx], Any], str]] = {
+    "event.type": (lambda c: c.etype, "the input's type; 'tick' for deadlines, 'merge'"),
+    "event.category": (_event_category, "category of the event's product or list"),
+    "event.product_id": (
+        lambda c: getattr(_event_product(c), "product_id", None), "the event's product id"
+    ),
+    "event.value": (_event_value, "order revenue, cart value or product price x quantity"),
+    "deadline": (lambda c: c.dl.source if c.dl else None, "the deadline firing (ticks)"),
+    "deadline.step": (lambda c: c.dl.step + 1 if c.dl else None, "its step, from 1"),
+    "orders": (lambda c: c.st.orders, "completed orders"),
+    "revenue": (lambda c: c.st.revenue - c.st.refunded, "net lifetime revenue"),
+    "aov": (lambda c: c.st.aov, "average order value"),
+    "refunds": (lambda c: c.st.refunds, "refunded orders"),
+    "identified": (lambda c: c.st.identified_at is not None, "has identified (Identify)"),
+    "has_email": (lambda c: c.st.email is not None, "an email address is known"),
+    "consent": (_consent, "marketing email allowed (consent not withdrawn, not suppressed)"),
+    "suppressed": (lambda c: c.st.suppressed is not None, "unsubscribed, bounced or complained"),
+    "sessions": (lambda c: c.st.sessions, "sessions (30 min inactivity gap)"),
+    "searches": (lambda c: c.st.searches, "product searches"),
+    "views": (lambda c: len(c.st.views), "recent product views kept"),
+    "recent_views": (_recent_views, "product views within the recent window"),
+    "recent_category_views": (
+        lambda c: _recent_views(c, category=_event_category(c)) if _event_category(c) else 0,
+        "views of the event's category within the recent window",
+    ),
+    "recent_product_views": (
+        lambda c: _recent_views(c, product=getattr(_event_product(c), "product_id", None))
+        if _event_product(c) is not None
+        else 0,
+        "views of the event's product within the recent window",
+    ),
+    "carts": (lambda c: len(_open_carts(c)), "open carts with items"),
+    "cart_value": (
+        lambda c: max((cart.value for cart in _open_carts(c)), default=0.0),
+        "value of the largest open cart",
+    ),
+    "checkout_started": (
+        lambda c: any(cart.checkout_at is not None for cart in _open_carts(c)),
+        "an open cart has started checkout",
+    ),
+    "since_first_seen": (lambda c: _since(c.st.first_seen, c.now), "seconds since first seen"),
+    "since_last_seen": (lambda c: _since(c.st.last_seen, c.now), "seconds since last activity"),
+    "since_last_order": (lambda c: _since(c.st.last_order_at, c.now), "since the last order"),
+    "since_last_view": (
+        lambda c: _since(c.st.views[-1].at, c.now) if c.st.views else None,
+        "seconds since the last product view",
+    ),
+    "since_last_open": (lambda c: _since(c.st.last_open, c.now), "since the last email open"),
+    "since_last_click": (lambda c: _since(c.st.last_click, c.now), "since the last click"),
+    "since_persona": (lambda c: _since(c.st.persona_at, c.now), "time in the current persona"),
+    "since_identified": (lambda c: _since(c.st.identified_at, c.now), "since identified"),
+    "engagement": (
+        lambda c: round(decay(c.st.engagement, c.st.engagement_at, c.now, c.eng_half), 3),
+        "email engagement score, decayed",
+    ),
+    "opens": (lambda c: c.st.opens, "emails opened"),
+    "clicks": (lambda c: c.st.clicks, "emails clicked"),
+    "rfm.r": (lambda c: _rfm(c)[0], "RFM recency score 0-5"),
+    "rfm.f": (lambda c: _rfm(c)[1], "RFM frequency score 0-5"),
+    "rfm.m": (lambda c: _rfm(c)[2], "RFM monetary score 0-5"),
+    "segment": (lambda c: rfm_segment(*_rfm(c)), "RFM segment name"),
+    "top_category": (
+        lambda c: next(iter(top_categories(c.st.affinity, c.now, c.aff_half, 1)), None),
+        "category with the highest decayed affinity",
+    ),
+    "purchased_categories": (lambda c: list(c.st.categories), "categories bought recently"),
+    "persona": (lambda c: c.st.persona, "current lifecycle persona"),
+    "interest": (lambda c: c.st.interest, "current interest facet (or null)"),
+    "journey": (lambda c: c.st.journey, "current journey stage"),
+}
+
+GETTERS: dict[str, Callable[[Ctx], Any]] = {name: fn for name, (fn, _) in FACTS.items()}
+"""Fact name -> getter, the registry handed to the condition compiler."""
+
+
+def describe(value: Any) -> str:
+    """A fact value as the string stored in a transition's ``facts`` (short and stable)."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple | frozenset | set):
+        return ",".join(sorted(str(v) for v in value))
+    return str(value)
+
+
+def fact_values(names: tuple[str, ...], ctx: Ctx) -> dict[str, str]:
+    """The named facts' current values, for an explanation record."""
+    return {name: describe(GETTERS[name](ctx)) for name in names}

@@ -1,0 +1,121 @@
+"""The persona state machine: evaluates the rule set's transitions after each input.
+
+Per dimension (lifecycle, interest, journey), the transitions that may leave the current state
+for this input type are tried by priority (highest first, then file order); the first whose
+guard holds moves the customer. Up to ``settings.max_chain`` moves may chain on one input
+(a first order of 1200 goes new_visitor -> first_time_buyer -> high_value). Every move yields
+a :class:`schemas.models.PersonaTransition` with the facts its guard read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from processors.facts import Ctx, fact_values
+from processors.ruleset import DIMENSIONS, RuleSet, Transition
+from processors.state import Change, CustomerState
+from schemas.models import PersonaTransition
+
+FIELDS = {"lifecycle": ("persona", "persona_at"), "interest": ("interest", "interest_at"),
+          "journey": ("journey", "journey_at")}
+"""Dimension -> (state attribute, entry-time attribute) of CustomerState."""
+
+_CACHE_MAX = 50_000
+
+
+def stable_id(*parts: object) -> str:
+    """A deterministic 32-hex-digit id from ``parts`` (blake2b)."""
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def utc(ts: float) -> datetime:
+    """Epoch seconds as an aware UTC datetime (millisecond precision, as the contracts)."""
+    return datetime.fromtimestamp(round(ts, 3), UTC)
+
+
+class Machine:
+    """Compiled persona machine for one rule set."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self._by_dim: dict[str, list[Transition]] = {d: [] for d in DIMENSIONS}
+        order = sorted(enumerate(rules.transitions), key=lambda it: (-it[1].priority, it[0]))
+        for _, tr in order:
+            self._by_dim[tr.dimension].append(tr)
+        self._cache: dict[tuple[str, str | None, str], tuple[Transition, ...]] = {}
+
+    def initialise(self, st: CustomerState, now: float) -> None:
+        """Put a state without personas into each dimension's initial state (no record)."""
+        for dim in DIMENSIONS:
+            attr, at_attr = FIELDS[dim]
+            if not getattr(st, attr):
+                setattr(st, attr, self.rules.dimensions[dim].initial)
+                setattr(st, at_attr, now)
+
+    def candidates(self, dim: str, state: str | None, etype: str) -> tuple[Transition, ...]:
+        """Transitions of ``dim`` that may leave ``state`` on an input of type ``etype``."""
+        key = (dim, state, etype)
+        found = self._cache.get(key)
+        if found is None:
+            found = tuple(
+                tr for tr in self._by_dim[dim]
+                if (tr.events is None or etype in tr.events) and tr.applies_from(state)
+            )
+            if len(self._cache) < _CACHE_MAX:
+                self._cache[key] = found
+        return found
+
+    def evaluate(self, st: CustomerState, ctx: Ctx, customer_id: str,
+                 cause: str | None) -> list[PersonaTransition]:
+        """Apply every transition whose guard holds; return the records (may be empty)."""
+        out: list[PersonaTransition] = []
+        for dim in DIMENSIONS:
+            attr = FIELDS[dim][0]
+            for _ in range(self.rules.settings.max_chain):
+                current = getattr(st, attr)
+                moved = self._step(st, ctx, dim, current, customer_id, cause)
+                if moved is None:
+                    break
+                out.append(moved)
+        return out
+
+    def _step(self, st: CustomerState, ctx: Ctx, dim: str, current: str | None,
+              customer_id: str, cause: str | None) -> PersonaTransition | None:
+        for tr in self.candidates(dim, current, ctx.etype):
+            if tr.guard is not None and not tr.guard.test(ctx):
+                continue
+            target = tr.target(ctx)
+            if target is None or target == current:
+                continue
+            if not self.rules.dimensions[dim].accepts(target):
+                continue
+            facts = fact_values(tr.guard.facts, ctx) if tr.guard else {}
+            facts.setdefault("event.type", ctx.etype)
+            return self.move(st, dim, target, tr.id, tr.version, facts, customer_id,
+                             ctx.now, cause)
+        return None
+
+    def move(self, st: CustomerState, dim: str, target: str, rule_id: str, version: int,
+             facts: dict[str, str], customer_id: str, now: float,
+             cause: str | None) -> PersonaTransition:
+        """Move ``st`` to ``target`` in ``dim`` and return the transition record."""
+        attr, at_attr = FIELDS[dim]
+        current = getattr(st, attr)
+        setattr(st, attr, target)
+        setattr(st, at_attr, now)
+        st.changes.append(Change(now, dim, current, target, rule_id))
+        del st.changes[: -self.rules.settings.limits.changes]
+        return PersonaTransition(
+            transition_id=stable_id(customer_id, rule_id, current, target, cause or now),
+            customer_id=customer_id,
+            dimension=dim,  # type: ignore[arg-type]
+            from_persona=current,
+            to_persona=target,
+            rule_id=rule_id,
+            rule_version=version,
+            facts=facts,
+            cause_event_id=cause,
+            at=utc(now),
+        )

@@ -1,0 +1,323 @@
+"""Encode and decode events: Avro in the Confluent wire format, and JSON at the edges.
+
+Wire format: byte 0 is the magic byte ``0``, bytes 1-4 the schema id (big-endian), then the
+Avro binary body (no container header). Ids come from a :class:`schemas.registry.Registry`
+(the committed file registry unless a Schema Registry URL is set).
+
+Two ways to decode:
+
+- :func:`decode_event` -> a validated pydantic model (every contract rule checked); what
+  tools, the sink and tests use.
+- :func:`decode_raw` -> ``(event name, dict)`` straight from fastavro, and
+  :func:`model_from_raw` to build the model without re-validation: the fast path of the stream
+  workers. Avro already checked every type; only the identity rule (customer or anonymous id)
+  is re-checked. Constraints Avro cannot express (non-empty ids, currency codes) are enforced
+  where events are produced (:func:`encode_event` only takes validated models).
+
+Every failure is a typed :class:`schemas.errors.DecodeError` with reason and raw bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import to_parsing_canonical_form
+from pydantic import BaseModel, ValidationError
+
+from schemas.construct import model_from_raw
+from schemas.errors import (
+    BadMagicByte,
+    CorruptPayload,
+    DecodeError,
+    EncodeError,
+    InvalidJson,
+    InvalidUtf8,
+    MissingIdentity,
+    PayloadTooLarge,
+    TruncatedPayload,
+    ValidationFailed,
+)
+from schemas.models import EVENT_TYPES, Envelope
+from schemas.registry import Registry, current_schema, registry_from_env
+
+MAGIC_BYTE = 0
+HEADER_SIZE = 5
+DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
+"""Payloads above this size (1 MiB) are refused with PayloadTooLarge."""
+
+MAX_REPORTED_ERRORS = 5
+"""How many pydantic errors a ValidationFailed reason lists."""
+
+_PAD = bytes(4096)
+_IDENTIFIED = frozenset(name for name, cls in EVENT_TYPES.items() if issubclass(cls, Envelope))
+_JSON_VIA_PYDANTIC = frozenset({"Dead Letter"})  # bytes fields arrive base64 in JSON
+
+Raw = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """How to read one schema id: writer schema, and reader schema when they differ."""
+
+    event_type: str
+    writer: Any
+    reader: Any | None
+
+
+class Codec:
+    """Encoder/decoder bound to a registry and a payload size limit; caches schemas by id."""
+
+    def __init__(
+        self, registry: Registry | None = None, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    ) -> None:
+        self.registry = registry if registry is not None else registry_from_env()
+        self.max_payload_bytes = max_payload_bytes
+        self._plans: dict[int, _ReadPlan] = {}
+        self._headers: dict[str, bytes] = {}
+
+    # ------------------------------------------------------------------ encode
+
+    def encode(self, event: BaseModel) -> bytes:
+        """Avro wire-format bytes of a (validated) event model."""
+        event_type = str(getattr(event, "type", ""))
+        if event_type not in EVENT_TYPES:
+            raise EncodeError(f"type: {event_type!r} is not a known event type")
+        header = self._headers.get(event_type) or self._header(event_type)
+        out = io.BytesIO()
+        out.write(header)
+        try:
+            schemaless_writer(out, current_schema(event_type), event.model_dump())
+        except (ValueError, TypeError, OverflowError, KeyError) as exc:
+            raise EncodeError(f"{event_type}: not encodable as Avro: {exc}") from exc
+        return out.getvalue()
+
+    def _header(self, event_type: str) -> bytes:
+        header = bytes([MAGIC_BYTE]) + self.registry.id_for(event_type).to_bytes(4, "big")
+        self._headers[event_type] = header
+        return header
+
+    # ------------------------------------------------------------------ decode
+
+    def decode_raw(self, data: Raw | None) -> tuple[str, dict[str, Any]]:
+        """``(event name, record dict)`` of wire-format bytes, without pydantic (fast path)."""
+        raw = _as_bytes(data)
+        self._check_size(raw)
+        if len(raw) < HEADER_SIZE:
+            raise TruncatedPayload(f"{len(raw)} bytes, shorter than the 5-byte header", raw)
+        if raw[0] != MAGIC_BYTE:
+            raise BadMagicByte(f"first byte is {raw[0]}, expected magic byte 0", raw)
+        schema_id = int.from_bytes(raw[1:HEADER_SIZE], "big")
+        plan = self._plans.get(schema_id) or self._plan(schema_id, raw)
+        record = _read_body(raw, plan)
+        if plan.event_type in _IDENTIFIED:
+            _check_identity(record, raw)
+        return plan.event_type, record
+
+    def decode(self, data: Raw | None) -> BaseModel:
+        """Validated model of wire-format bytes; every contract rule is checked."""
+        event_type, record = self.decode_raw(data)
+        return _validate(event_type, record, _as_bytes(data))
+
+    def decode_fast(self, data: Raw | None) -> BaseModel:
+        """Model of wire-format bytes built without re-validation (see module docs)."""
+        event_type, record = self.decode_raw(data)
+        return model_from_raw(event_type, record)
+
+    def decode_json(self, data: Raw | str) -> BaseModel:
+        """Validated model of a JSON object (the same rules as Avro input)."""
+        raw = data.encode() if isinstance(data, str) else _as_bytes(data)
+        self._check_size(raw)
+        obj = _load_json(raw)
+        event_type = obj.get("type")
+        if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+            raise ValidationFailed("type: missing or not a known event type", raw)
+        if event_type in _IDENTIFIED:
+            _check_identity(obj, raw)
+        if event_type in _JSON_VIA_PYDANTIC:
+            return _validate_json(event_type, raw)
+        return _validate(event_type, obj, raw)
+
+    def _check_size(self, raw: bytes) -> None:
+        if len(raw) > self.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"{len(raw)} bytes, over the {self.max_payload_bytes}-byte limit", raw
+            )
+
+    def _plan(self, schema_id: int, raw: bytes) -> _ReadPlan:
+        try:
+            writer = self.registry.writer(schema_id)
+        except DecodeError as exc:
+            exc.raw = raw
+            raise
+        reader = current_schema(writer.event_type)
+        same = to_parsing_canonical_form(writer.parsed) == to_parsing_canonical_form(reader)
+        plan = _ReadPlan(writer.event_type, writer.parsed, None if same else reader)
+        self._plans[schema_id] = plan
+        return plan
+
+
+def encode_json(event: BaseModel) -> bytes:
+    """JSON bytes of an event (ISO-8601 timestamps; bytes fields base64)."""
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def _as_bytes(data: Raw | None) -> bytes:
+    if data is None:
+        return b""
+    return data if isinstance(data, bytes) else bytes(data)
+
+
+def _read_body(raw: bytes, plan: _ReadPlan) -> dict[str, Any]:
+    body = io.BytesIO(raw)
+    body.seek(HEADER_SIZE)
+    try:
+        record = schemaless_reader(body, plan.writer, plan.reader)
+    except UnicodeDecodeError as exc:
+        raise InvalidUtf8(f"{plan.event_type}: a string is not valid UTF-8", raw) from exc
+    except Exception as exc:  # fastavro raises many exception types on bad bytes
+        raise _body_error(raw, plan, exc) from exc
+    if body.tell() != len(raw):
+        extra = len(raw) - body.tell()
+        raise CorruptPayload(f"{plan.event_type}: {extra} bytes after the Avro body", raw)
+    return record  # type: ignore[return-value]  # a record schema always reads to a dict
+
+
+def _body_error(raw: bytes, plan: _ReadPlan, exc: Exception) -> DecodeError:
+    """Truncated if padding the body makes it decode, else corrupt."""
+    try:
+        schemaless_reader(io.BytesIO(raw[HEADER_SIZE:] + _PAD), plan.writer, plan.reader)
+    except Exception:  # noqa: BLE001
+        return CorruptPayload(
+            f"{plan.event_type}: Avro body does not decode ({type(exc).__name__})", raw
+        )
+    return TruncatedPayload(f"{plan.event_type}: Avro body ends early", raw)
+
+
+def _check_identity(record: dict[str, Any], raw: bytes) -> None:
+    if not record.get("customer_id") and not record.get("anonymous_id"):
+        raise MissingIdentity("customer_id, anonymous_id: both are missing", raw)
+
+
+def _load_json(raw: bytes) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidUtf8("payload is not valid UTF-8", raw) from exc
+        raise InvalidJson(f"not JSON: {exc}", raw) from exc
+    if not isinstance(obj, dict):
+        raise InvalidJson(f"expected a JSON object, got {type(obj).__name__}", raw)
+    return obj
+
+
+def _validate(event_type: str, record: dict[str, Any], raw: bytes) -> BaseModel:
+    try:
+        return EVENT_TYPES[event_type].model_validate(record)
+    except ValidationError as exc:
+        raise ValidationFailed(summarise(event_type, exc), raw) from exc
+
+
+def _validate_json(event_type: str, raw: bytes) -> BaseModel:
+    try:
+        return EVENT_TYPES[event_type].model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValidationFailed(summarise(event_type, exc), raw) from exc
+
+
+def summarise(event_type: str, exc: ValidationError) -> str:
+    """``"<event>: field.path: message; ..."`` without the offending values (no PII)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_ERRORS]:
+        loc = ".".join(str(p) for p in error["loc"]) or "(event)"
+        parts.append(f"{loc}: {error['msg']}")
+    more = exc.error_count() - MAX_REPORTED_ERRORS
+    suffix = f"; and {more} more" if more > 0 else ""
+    return f"{event_type}: " + "; ".join(parts) + suffix
+
+
+# ---------------------------------------------------------------------- module-level API
+
+_default: Codec | None = None
+_default_lock = threading.Lock()
+
+
+def default_codec() -> Codec:
+    """The process-wide codec (registry from the environment), created on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Codec()
+    return _default
+
+
+def set_default_codec(codec: Codec | None) -> None:
+    """Replace the process-wide codec (``None``: recreate from the environment on next use)."""
+    global _default
+    _default = codec
+
+
+def encode_event(event: BaseModel) -> bytes:
+    """Avro wire-format bytes of an event, with the default codec."""
+    return default_codec().encode(event)
+
+
+def decode_event(data: Raw | None) -> BaseModel:
+    """Validated event model of wire-format bytes, with the default codec."""
+    return default_codec().decode(data)
+
+
+def decode_raw(data: Raw | None) -> tuple[str, dict[str, Any]]:
+    """``(event name, record dict)`` of wire-format bytes, without pydantic (fast path)."""
+    return default_codec().decode_raw(data)
+
+
+def decode_json(data: Raw | str) -> BaseModel:
+    """Validated event model of a JSON object, with the default codec."""
+    return default_codec().decode_json(data)
+
+
+def decode_batch(
+    records: Iterable[Raw | None], *, validate: bool = True
+) -> tuple[list[BaseModel], list[DecodeError]]:
+    """Decode many payloads: ``(events, errors)``; one bad record never stops the batch.
+
+    Retriable errors (registry unreachable) are raised, not collected: the batch should be
+    retried, not dead-lettered. ``validate=False`` uses the fast path (:meth:`Codec.decode_fast`).
+    """
+    codec = default_codec()
+    decode = codec.decode if validate else codec.decode_fast
+    oks: list[BaseModel] = []
+    errs: list[DecodeError] = []
+    for data in records:
+        try:
+            oks.append(decode(data))
+        except DecodeError as exc:
+            if exc.retriable:
+                raise
+            errs.append(exc)
+    return oks, errs
+
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "Codec",
+    "decode_batch",
+    "decode_event",
+    "decode_json",
+    "decode_raw",
+    "default_codec",
+    "encode_event",
+    "encode_json",
+    "model_from_raw",
+    "set_default_codec",
+    "summarise",
+]

@@ -1,0 +1,89 @@
+"""The frequency budget, enforced globally across sink instances with one Lua script.
+
+One sorted set per customer (``<prefix>budget:<customer_id>``): member = trigger id, score =
+send time (epoch ms). :meth:`Budget.reserve` atomically drops entries older than the longest
+window, counts the sends inside each window of :class:`processors.policy.BudgetPolicy`
+(``per_day`` in any 24 h, ``per_week`` in any 7 days; a send exactly one window earlier is in
+a new window, as in :func:`processors.policy.budget_check`) and either records this trigger
+(allowed) or returns the earliest time a send would fit. Reserving the same trigger twice is a
+no-op (allowed again), so retries are safe. A send that does not happen gives its slot back
+(:meth:`Budget.release`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from processors.policy import BudgetPolicy
+from sinks.store import Store
+
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local longest = 0
+for i = 3, #ARGV, 2 do longest = math.max(longest, tonumber(ARGV[i])) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - longest)
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return {1, now} end
+local next_ok = 0
+for i = 3, #ARGV, 2 do
+  local window = tonumber(ARGV[i])
+  local cap = tonumber(ARGV[i + 1])
+  if cap <= 0 then return {0, -1} end
+  local inside = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now - window), '+inf', 'WITHSCORES')
+  local count = #inside / 2
+  if count >= cap then
+    local oldest = tonumber(inside[(count - cap) * 2 + 2])
+    next_ok = math.max(next_ok, oldest + window)
+  end
+end
+if next_ok > 0 then return {0, next_ok} end
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], longest)
+return {1, now}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetDecision:
+    """``allowed``; else ``next_ms`` = earliest send time (None: a cap of 0 forbids sending)."""
+
+    allowed: bool
+    next_ms: int | None
+
+
+class Budget:
+    """Per-customer send caps shared by every sink instance."""
+
+    def __init__(self, store: Store, policy: BudgetPolicy) -> None:
+        self.store = store
+        self.policy = policy
+        self._reserve = store.redis.register_script(_RESERVE)
+        self._caps: list[int] = []
+        for window, cap in policy.caps():
+            self._caps += [int(window * 1000), cap]
+
+    def _key(self, customer_id: str) -> str:
+        return self.store.key("budget", customer_id)
+
+    async def reserve(self, customer_id: str, trigger_id: str, now_ms: int) -> BudgetDecision:
+        """Take a send slot for ``trigger_id`` now, or say when one frees up."""
+        args: list[str | int] = [now_ms, trigger_id, *self._caps]
+        raw = await self.store.call(
+            lambda: self._reserve(keys=[self._key(customer_id)], args=args), "budget.reserve"
+        )
+        ok, when = int(raw[0]), int(raw[1])
+        if ok == 1:
+            return BudgetDecision(True, int(when))
+        return BudgetDecision(False, None if int(when) < 0 else int(when))
+
+    async def release(self, customer_id: str, trigger_id: str) -> None:
+        """Give back the slot of a send that did not happen."""
+        key = self._key(customer_id)
+        await self.store.call(lambda: self.store.redis.zrem(key, trigger_id), "budget.release")
+
+    async def sent_at(self, customer_id: str) -> list[float]:
+        """Recorded send times (epoch seconds), oldest first."""
+        key = self._key(customer_id)
+        scores = await self.store.call(
+            lambda: self.store.redis.zrange(key, 0, -1, withscores=True)
+        )
+        return [float(row[1]) / 1000.0 for row in scores if isinstance(row, tuple | list)]

@@ -1,0 +1,100 @@
+"""asyncio wrappers around confluent-kafka: a producer whose sends can be awaited until the
+broker acknowledged them (acks=all), and a consumer driven from one dedicated thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+
+from personaflow.kafka import consumer_config, producer_config
+
+T = TypeVar("T")
+
+
+class ProduceError(Exception):
+    """The broker did not acknowledge a record; retriable unless the error says otherwise."""
+
+    def __init__(self, error: KafkaError) -> None:
+        super().__init__(f"produce failed: {error.name()}")
+        self.retriable = bool(error.retriable())
+
+
+class AsyncProducer:
+    """A confluent-kafka producer (acks=all, idempotent, murmur2) with awaitable sends."""
+
+    def __init__(self, bootstrap: str, **overrides: Any) -> None:
+        self.producer = Producer(producer_config(bootstrap, **overrides))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="sink-producer", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | bytes | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
+        """Produce one record and wait until the broker acknowledged it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if future.done():
+                return
+            if err is not None:
+                loop.call_soon_threadsafe(_fail, future, ProduceError(err))
+            else:
+                loop.call_soon_threadsafe(_succeed, future)
+
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=delivered
+                )
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                await asyncio.sleep(0.01)
+        await future
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush what is queued and stop the poll thread; returns records still unsent."""
+        left = self.producer.flush(timeout)
+        self._stop.set()
+        self._thread.join(timeout=2)
+        return int(left)
+
+
+def _succeed(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+class ThreadedConsumer:
+    """A confluent-kafka consumer whose every call runs on one dedicated thread."""
+
+    def __init__(self, bootstrap: str, group: str, **overrides: Any) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"consumer-{group}")
+        self.consumer = Consumer(consumer_config(bootstrap, group, **overrides))
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the consumer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,165 @@
+"""The idempotency ledger: trigger id -> pending / final outcome, in Redis, atomic (Lua).
+
+One hash per trigger (``<prefix>ledger:<trigger_id>``) with ``state`` (``pending`` or a final
+outcome: ``sent``, ``failed``, ``capped``, ``held_out``), the ``owner`` and ``lease_until``
+(epoch ms) of a pending entry, and for final entries ``reason``, ``esp_message_id``,
+``attempts`` and ``published`` (1 once the Send Result is flushed to Kafka).
+
+Protocol for one trigger (see docs/sink.md for the crash analysis):
+
+1. :meth:`Ledger.acquire` -> ``acquired`` (new, or our own), ``taken_over`` (a pending entry
+   whose lease expired: its sender died; we resend with the same Message-ID / idempotency key),
+   ``busy`` (another live sender holds it: wait until it finishes or its lease ends), or
+   ``final`` (already decided: re-publish that outcome if it was never published, else report
+   a duplicate).
+2. ESP accepts -> :meth:`Ledger.finalize` writes ``sent`` **before** the result is produced and
+   the offset committed; a crash after this point can never send again.
+3. After the Send Result is flushed: :meth:`Ledger.mark_published`, then the offset commit.
+
+Deferred triggers :meth:`Ledger.release` their pending entry, so they can be acquired again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sinks.store import Store
+
+LEDGER_TTL_MS = 35 * 24 * 3600 * 1000
+"""Final entries are kept 35 days: longer than any trigger's lifetime and topic retention."""
+
+_ACQUIRE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+local now = tonumber(ARGV[2])
+if not state then
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'owner', ARGV[1],
+             'lease_until', now + tonumber(ARGV[3]))
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {'acquired'}
+end
+if state == 'pending' then
+  local owner = redis.call('HGET', KEYS[1], 'owner')
+  local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until'))
+  if owner == ARGV[1] or lease <= now then
+    redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'lease_until', now + tonumber(ARGV[3]))
+    if owner == ARGV[1] then return {'acquired'} end
+    redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
+    return {'taken_over'}
+  end
+  return {'busy', tostring(lease)}
+end
+local f = redis.call('HMGET', KEYS[1], 'reason', 'esp_message_id', 'attempts', 'published')
+return {'final', state, f[1] or '', f[2] or '', f[3] or '0', f[4] or '0'}
+"""
+
+_FINALIZE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state and state ~= 'pending' then return {state} end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'esp_message_id', ARGV[3],
+           'attempts', ARGV[4], 'published', '0')
+redis.call('HDEL', KEYS[1], 'lease_until')
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {ARGV[1]}
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'state') == 'pending' and
+   redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+class Claim(StrEnum):
+    """What :meth:`Ledger.acquire` found."""
+
+    ACQUIRED = "acquired"
+    TAKEN_OVER = "taken_over"
+    BUSY = "busy"
+    FINAL = "final"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """The answer of :meth:`Ledger.acquire`."""
+
+    claim: Claim
+    state: str = "pending"
+    reason: str = ""
+    esp_message_id: str = ""
+    attempts: int = 0
+    published: bool = False
+    lease_until_ms: int = 0
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Ledger:
+    """Trigger id -> pending / final outcome (see the module docs)."""
+
+    def __init__(self, store: Store, lease_ms: int) -> None:
+        self.store = store
+        self.lease_ms = lease_ms
+        redis = store.redis
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._finalize = redis.register_script(_FINALIZE)
+        self._release = redis.register_script(_RELEASE)
+
+    def _key(self, trigger_id: str) -> str:
+        return self.store.key("ledger", trigger_id)
+
+    async def acquire(self, trigger_id: str, owner: str, now_ms: int) -> LedgerEntry:
+        """Claim ``trigger_id`` for ``owner`` (a token unique to this attempt), or say who has
+        it / how it ended."""
+        args: list[str | int] = [owner, now_ms, self.lease_ms, LEDGER_TTL_MS]
+        raw = await self.store.call(lambda: self._acquire(keys=[self._key(trigger_id)], args=args),
+                                    "ledger.acquire")
+        fields = [_s(v) for v in raw]
+        claim = Claim(fields[0])
+        if claim is Claim.BUSY:
+            return LedgerEntry(claim, lease_until_ms=int(float(fields[1])))
+        if claim is Claim.FINAL:
+            return LedgerEntry(
+                claim,
+                state=fields[1],
+                reason=fields[2],
+                esp_message_id=fields[3],
+                attempts=int(fields[4] or 0),
+                published=fields[5] == "1",
+            )
+        return LedgerEntry(claim)
+
+    async def finalize(
+        self, trigger_id: str, state: str, reason: str = "", esp_message_id: str = "",
+        attempts: int = 0,
+    ) -> str:
+        """Record the final outcome (first writer wins); return the state now recorded."""
+        args: list[str | int] = [state, reason, esp_message_id, attempts, LEDGER_TTL_MS]
+        raw = await self.store.call(
+            lambda: self._finalize(keys=[self._key(trigger_id)], args=args), "ledger.finalize"
+        )
+        return _s(raw[0])
+
+    async def mark_published(self, trigger_id: str) -> None:
+        """The trigger's Send Result is durable in Kafka."""
+        key = self._key(trigger_id)
+        await self.store.call(lambda: self.store.redis.hset(key, "published", "1"),
+                              "ledger.published")
+
+    async def release(self, trigger_id: str, owner: str) -> bool:
+        """Drop ``owner``'s pending entry (the trigger was deferred and will come back)."""
+        raw = await self.store.call(
+            lambda: self._release(keys=[self._key(trigger_id)], args=[owner]),
+            "ledger.release",
+        )
+        return bool(raw)
+
+    async def get(self, trigger_id: str) -> dict[str, str]:
+        """The raw entry (for tools and tests)."""
+        raw = await self.store.call(lambda: self.store.redis.hgetall(self._key(trigger_id)))
+        return {_s(k): _s(v) for k, v in raw.items()}

@@ -1,0 +1,245 @@
+"""One trigger in, one decision out: the guards in order, rendering and the ESP send.
+
+Order (see docs/sink.md): expiry -> consent/suppression -> idempotency ledger -> not_before ->
+frequency budget (marketing only) -> quiet hours (marketing only) -> holdout -> render ->
+last-moment suppression re-check -> rate limit + ESP send with retries.
+
+:meth:`Processor.process` never raises for a bad trigger: every path ends in a
+:class:`Decision` holding the Send Result to publish, and optionally a dead letter (template
+errors, ESP failures) or a deferral (the trigger to park and when). Redis outages make it
+wait (see :mod:`sinks.store`), so it only raises when the sink is shutting down.
+
+The final outcome is written to the ledger *before* the caller publishes the Send Result and
+commits the offset; the caller then calls :meth:`Processor.published`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from schemas.models import SendOutcome, SendResult, Trigger
+from sinks import guards
+from sinks.budget import Budget
+from sinks.compose import compose
+from sinks.errors import TemplateError
+from sinks.esp.base import EspAdapter
+from sinks.ledger import Claim, Ledger, LedgerEntry
+from sinks.message import OutgoingEmail
+from sinks.metrics import TRIGGER_TO_ACCEPT
+from sinks.ratelimit import RateLimiter
+from sinks.render import Renderer
+from sinks.retry import RetryPolicy, SendFailed, send_with_retries
+from sinks.settings import SinkSettings
+from sinks.suppression import SuppressionList
+
+log = logging.getLogger("personaflow.sink")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterNote:
+    """Why a trigger goes to dlq.sends."""
+
+    reason: str
+    error_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happened to one trigger; the caller publishes ``result`` (and the rest)."""
+
+    result: SendResult
+    dead_letter: DeadLetterNote | None = None
+    defer_until: float | None = None  # epoch seconds: park the trigger until then
+    record_published: bool = True  # False for outcomes the ledger does not hold
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Everything the processor needs, built once by the service."""
+
+    settings: SinkSettings
+    renderer: Renderer
+    adapter: EspAdapter
+    suppression: SuppressionList
+    ledger: Ledger
+    budget: Budget
+    limiter: RateLimiter | None
+
+
+def crash_here(point: str, hook: str) -> None:
+    """TEST ONLY: die like ``kill -9`` at ``point`` when the crash hook names it."""
+    if hook and hook == point:
+        log.warning("crash hook %s: killing the process", point)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Processor:
+    """Runs one trigger through the guards and the ESP (see the module docs)."""
+
+    def __init__(self, parts: Parts, instance: str = "sink") -> None:
+        self.p = parts
+        self.instance = instance
+        self.s = parts.settings
+        self.quiet = parts.settings.quiet_hours()
+        self.retry = RetryPolicy(self.s.max_attempts, self.s.backoff_base_s, self.s.backoff_max_s)
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+    def _result(
+        self, trigger: Trigger, outcome: SendOutcome, reason: str | None = None,
+        message_id: str | None = None, attempts: int = 0,
+    ) -> SendResult:
+        return SendResult(
+            trigger_id=trigger.trigger_id,
+            customer_id=trigger.customer_id,
+            trigger_type=trigger.trigger_type,
+            outcome=outcome,
+            reason=reason or None,
+            esp=self.p.adapter.name,
+            esp_message_id=message_id or None,
+            persona=trigger.persona,
+            variant=trigger.variant,
+            attempts=attempts,
+            at=datetime.now(UTC),
+        )
+
+    async def process(self, trigger: Trigger) -> Decision:
+        """Decide and (maybe) send ``trigger``; see the module docs."""
+        now = self.now()
+        if guards.expired(trigger, now):
+            result = self._result(trigger, SendOutcome.EXPIRED, "expired")
+            return Decision(result, record_published=False)
+        blocked = await self._suppressed(trigger)
+        if blocked:
+            return Decision(self._result(trigger, SendOutcome.SUPPRESSED, blocked),
+                            record_published=False)
+        owner = f"{self.instance}:{uuid.uuid4().hex[:12]}"
+        entry = await self._claim(trigger, owner)
+        if entry.claim is Claim.FINAL:
+            return self._replay(trigger, entry)
+        return await self._guarded(trigger, owner)
+
+    async def _suppressed(self, trigger: Trigger) -> str | None:
+        if not trigger.recipient:
+            return "no_recipient"
+        sup = await self.p.suppression.get(trigger.customer_id)
+        if sup is not None and sup.blocks(trigger.marketing):
+            return sup.reason
+        return None
+
+    async def _claim(self, trigger: Trigger, owner: str) -> LedgerEntry:
+        """Acquire the ledger entry, waiting while another live sender holds it."""
+        while True:
+            now_ms = int(self.now() * 1000)
+            entry = await self.p.ledger.acquire(trigger.trigger_id, owner, now_ms)
+            if entry.claim is not Claim.BUSY:
+                if entry.claim is Claim.TAKEN_OVER:
+                    log.warning("trigger %s: took over an expired lease", trigger.trigger_id)
+                return entry
+            wait = entry.lease_until_ms / 1000.0 - self.now()
+            await asyncio.sleep(min(max(wait, 0.05), 0.5))
+
+    def _replay(self, trigger: Trigger, entry: LedgerEntry) -> Decision:
+        """A trigger the ledger already decided: re-publish if never published, else duplicate."""
+        if entry.published:
+            result = self._result(trigger, SendOutcome.DUPLICATE, f"already {entry.state}")
+            return Decision(result, record_published=False)
+        outcome = SendOutcome(entry.state)
+        result = self._result(
+            trigger, outcome, entry.reason, entry.esp_message_id, entry.attempts
+        )
+        return Decision(result)
+
+    async def _finish(
+        self, trigger: Trigger, outcome: SendOutcome, reason: str = "", message_id: str = "",
+        attempts: int = 0, dead: DeadLetterNote | None = None,
+    ) -> Decision:
+        """Write the final outcome to the ledger, then hand it to the caller to publish."""
+        state = await self.p.ledger.finalize(
+            trigger.trigger_id, outcome.value, reason, message_id, attempts
+        )
+        if state != outcome.value:  # someone else finished first (lease takeover race)
+            result = self._result(trigger, SendOutcome.DUPLICATE, f"already {state}")
+            return Decision(result, record_published=False)
+        return Decision(self._result(trigger, outcome, reason, message_id, attempts), dead)
+
+    async def _defer(self, trigger: Trigger, owner: str, due: float, reason: str) -> Decision:
+        await self.p.ledger.release(trigger.trigger_id, owner)
+        result = self._result(trigger, SendOutcome.DEFERRED, reason)
+        return Decision(result, defer_until=due, record_published=False)
+
+    async def _guarded(self, trigger: Trigger, owner: str) -> Decision:
+        """Guards after the ledger claim: schedule, budget, quiet hours, holdout; then send."""
+        now = self.now()
+        due = guards.not_before(trigger, now)
+        if due is not None:
+            return await self._defer(trigger, owner, due, "not_before")
+        reserved = False
+        if trigger.marketing:
+            budget = await self.p.budget.reserve(
+                trigger.customer_id, trigger.trigger_id, int(now * 1000)
+            )
+            if not budget.allowed:
+                if budget.next_ms is None or guards.too_late(trigger, budget.next_ms / 1000):
+                    return await self._finish(trigger, SendOutcome.CAPPED, "budget")
+                return await self._defer(trigger, owner, budget.next_ms / 1000, "budget")
+            reserved = True
+            quiet = guards.quiet_until(trigger, now, self.quiet)
+            if quiet is not None:
+                await self.p.budget.release(trigger.customer_id, trigger.trigger_id)
+                if guards.too_late(trigger, quiet):
+                    return await self._finish(trigger, SendOutcome.CAPPED, "quiet_hours")
+                return await self._defer(trigger, owner, quiet, "quiet_hours")
+        if trigger.holdout:
+            if reserved:
+                await self.p.budget.release(trigger.customer_id, trigger.trigger_id)
+            return await self._finish(trigger, SendOutcome.HELD_OUT, "holdout")
+        decision = await self._send(trigger)
+        if reserved and decision.result.outcome is not SendOutcome.SENT:
+            await self.p.budget.release(trigger.customer_id, trigger.trigger_id)
+        return decision
+
+    def build_email(self, trigger: Trigger) -> OutgoingEmail:
+        """Render ``trigger`` into an email (raises :class:`TemplateError`)."""
+        return compose(self.s, self.p.renderer, trigger)
+
+    async def _send(self, trigger: Trigger) -> Decision:
+        try:
+            email = self.build_email(trigger)
+        except TemplateError as exc:
+            log.warning("trigger %s: %s", trigger.trigger_id, exc)
+            note = DeadLetterNote(f"{exc.reason}: {exc}", "TemplateError")
+            return await self._finish(trigger, SendOutcome.FAILED, exc.reason, dead=note)
+        blocked = await self._suppressed(trigger)  # an opt-out that arrived meanwhile
+        if blocked:
+            return await self._finish(trigger, SendOutcome.SUPPRESSED, blocked)
+        try:
+            delivery = await send_with_retries(self.p.adapter, email, self.retry, self.p.limiter)
+        except SendFailed as exc:
+            log.warning("trigger %s: send failed: %s", trigger.trigger_id, exc)
+            note = DeadLetterNote(f"{exc.reason} after {exc.attempts} attempt(s)",
+                                  type(exc.cause).__name__)
+            return await self._finish(
+                trigger, SendOutcome.FAILED, exc.reason, attempts=exc.attempts, dead=note
+            )
+        crash_here("after_accept", self.s.crash_hook)
+        TRIGGER_TO_ACCEPT.observe(max(0.0, self.now() - trigger.created_at.timestamp()))
+        decision = await self._finish(
+            trigger, SendOutcome.SENT, "", delivery.esp_message_id, delivery.attempts
+        )
+        crash_here("after_ledger", self.s.crash_hook)
+        return decision
+
+    async def published(self, trigger: Trigger, decision: Decision) -> None:
+        """The Send Result is flushed to Kafka: note it in the ledger (before the commit)."""
+        if decision.record_published:
+            await self.p.ledger.mark_published(trigger.trigger_id)

@@ -1,0 +1,160 @@
+"""Rendering: a trigger + its templates -> subject, preheader, HTML and text parts.
+
+Templates live in one folder per trigger type (``<templates>/<trigger_type>/``) with four
+parts: ``subject.j2``, ``preheader.j2``, ``body.html.j2`` and ``body.txt.j2``. A/B variants
+override any part with ``<part>.<variant>.j2`` (e.g. ``subject.B.j2``); a trigger type with no
+folder uses ``_default/``. Shared layouts and macros live in ``_layout/``.
+
+Rules templates can rely on:
+- Jinja2's :class:`~jinja2.sandbox.SandboxedEnvironment`; HTML parts are autoescaped, so
+  event data containing markup is shown, never executed.
+- Undefined names are errors (``StrictUndefined``). Tokens must be read with an explicit
+  fallback: ``{{ token("first_name", "there") }}``; a missing or blank token gives the fallback.
+- The context holds ``trigger`` (the model), ``persona``, ``segment``, ``interest``,
+  ``journey_stage``, ``variant``, ``products`` (list), ``tokens`` (dict), ``shop_url``,
+  ``unsubscribe_url`` and ``loyal`` (True for loyal/VIP personas).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import TemplateError as JinjaTemplateError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+from schemas.models import Trigger
+from sinks.errors import TemplateError
+
+PARTS = ("subject", "preheader", "body.html", "body.txt")
+"""The parts every trigger type's folder provides."""
+
+LOYAL_PERSONAS = frozenset({"loyal", "vip", "champion", "repeat_buyer", "loyal_customer"})
+"""Personas that count as loyal for subject lines and blocks (``loyal`` in the context)."""
+
+DEFAULT_FOLDER = "_default"
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """The four rendered parts of one email."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+def _token(tokens: dict[str, str]) -> Any:
+    """The ``token(name, fallback)`` template helper bound to one trigger's tokens."""
+
+    def token(name: str, fallback: str) -> str:
+        value = tokens.get(name, "")
+        return value.strip() if value and value.strip() else fallback
+
+    return token
+
+
+def _money(value: Any, currency: str = "USD") -> str:
+    """Format a price: ``12.5`` -> ``12.50 USD``."""
+    try:
+        return f"{float(value):.2f} {currency}"
+    except (TypeError, ValueError):
+        return ""
+
+
+def _safe_url(value: Any) -> str:
+    """Only http(s) links reach an email (no ``javascript:``/``data:`` from event data)."""
+    text = str(value or "").strip()
+    return text if text.lower().startswith(("https://", "http://")) else "#"
+
+
+def _one_line(value: str) -> str:
+    """Collapse whitespace (subjects and preheaders are single header-safe lines)."""
+    return _SPACES.sub(" ", value).strip()
+
+
+class Renderer:
+    """Renders triggers with the templates under ``templates_dir`` (compiled once, cached)."""
+
+    def __init__(self, templates_dir: Path, *, shop_url: str = "https://shop.example.com") -> None:
+        self.templates_dir = templates_dir
+        self.shop_url = shop_url
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(templates_dir)),
+            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self.env.filters["money"] = _money
+        self.env.filters["safe_url"] = _safe_url
+
+    def trigger_types(self) -> list[str]:
+        """Trigger types with their own template folder."""
+        return sorted(
+            p.name for p in self.templates_dir.iterdir() if p.is_dir() and p.name[0] not in "_."
+        )
+
+    def _folder(self, trigger_type: str) -> str:
+        if (self.templates_dir / trigger_type).is_dir() and trigger_type[0] not in "_.":
+            return trigger_type
+        return DEFAULT_FOLDER
+
+    def _template_name(self, folder: str, part: str, variant: str | None) -> str:
+        if variant and re.fullmatch(r"[A-Za-z0-9_-]{1,32}", variant):
+            name = f"{folder}/{part}.{variant}.j2"
+            if (self.templates_dir / name).is_file():
+                return name
+        return f"{folder}/{part}.j2"
+
+    def context(self, trigger: Trigger, unsubscribe_url: str) -> dict[str, Any]:
+        """The variables a template sees for ``trigger``."""
+        return {
+            "trigger": trigger,
+            "persona": trigger.persona or "",
+            "segment": trigger.segment or "",
+            "interest": trigger.interest or "",
+            "journey_stage": trigger.journey_stage or "",
+            "variant": trigger.variant or "",
+            "products": list(trigger.products),
+            "tokens": dict(trigger.tokens),
+            "token": _token(trigger.tokens),
+            "loyal": (trigger.persona or "") in LOYAL_PERSONAS,
+            "shop_url": trigger.tokens.get("shop_url") or self.shop_url,
+            "unsubscribe_url": unsubscribe_url,
+        }
+
+    def render(self, trigger: Trigger, unsubscribe_url: str) -> RenderedEmail:
+        """Render all four parts; any template problem raises :class:`TemplateError`."""
+        folder = self._folder(trigger.trigger_type)
+        ctx = self.context(trigger, unsubscribe_url)
+        parts: dict[str, str] = {}
+        for part in PARTS:
+            name = self._template_name(folder, part, trigger.variant)
+            try:
+                parts[part] = self.env.get_template(name).render(ctx)
+                if part in ("subject", "preheader"):
+                    ctx[part] = _one_line(parts[part])
+            except TemplateNotFound as exc:
+                raise TemplateError(f"template {name} is missing", reason="template_missing") \
+                    from exc
+            except (JinjaTemplateError, SecurityError) as exc:
+                raise TemplateError(f"template {name}: {exc}", reason="template_error") from exc
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                raise TemplateError(f"template {name}: {exc!r}", reason="template_error") from exc
+        subject = _one_line(parts["subject"])
+        if not subject:
+            raise TemplateError(f"{folder}: the subject rendered empty", reason="template_error")
+        return RenderedEmail(
+            subject=subject,
+            preheader=_one_line(parts["preheader"]),
+            html=parts["body.html"],
+            text=parts["body.txt"].strip() + "\n",
+        )

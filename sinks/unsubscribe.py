@@ -1,0 +1,41 @@
+"""Signed one-click unsubscribe links (RFC 8058) that carry no address, only the customer id.
+
+The token is ``<customer_id>.<trigger_id>.<hmac>`` base64url-encoded; the webhook server
+(:mod:`sinks.webhooks`) verifies it on ``POST /unsubscribe?t=...`` and suppresses the customer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from urllib.parse import quote
+
+
+def _mac(secret: str, customer_id: str, trigger_id: str) -> str:
+    msg = f"{customer_id}\x1f{trigger_id}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()[:32]
+
+
+def make_token(secret: str, customer_id: str, trigger_id: str) -> str:
+    """A token that proves the link was issued by us for ``customer_id``."""
+    raw = f"{customer_id}\x1f{trigger_id}\x1f{_mac(secret, customer_id, trigger_id)}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def verify_token(secret: str, token: str) -> tuple[str, str] | None:
+    """``(customer_id, trigger_id)`` when ``token`` is genuine, else None."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        customer_id, trigger_id, mac = base64.urlsafe_b64decode(padded).decode().split("\x1f")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not hmac.compare_digest(mac, _mac(secret, customer_id, trigger_id)):
+        return None
+    return customer_id, trigger_id
+
+
+def unsubscribe_url(base_url: str, secret: str, customer_id: str, trigger_id: str) -> str:
+    """The one-click link put in the email body and the List-Unsubscribe header."""
+    sep = "&" if "?" in base_url else "?"
+    return f"{base_url}{sep}t={quote(make_token(secret, customer_id, trigger_id))}"

@@ -1,0 +1,140 @@
+"""The Faust app of the stream workers.
+
+``create_app(settings)`` builds a configured app (aiokafka driver, RocksDB tables, the customer
+agent, the ticker and the web views); ``faust -A streams.app worker`` uses the module-level
+``app`` (created on first access from the environment), ``personaflow worker`` calls
+:func:`create_app` itself.
+
+Design (measured; see docs/streams.md): one agent reads every co-partitioned input topic plus
+internal.rekeyed and internal.ticks as raw bytes, in batches (``take_events``), and hands each
+batch to :class:`streams.core.CustomerProcessor`; decoded states stay cached in memory over the
+RocksDB tables; outputs are produced and acknowledged, then table writes are persisted with
+their changelog, and only then are the input offsets acknowledged for commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from streams.clock import make_clock
+from streams.domain import Domain, load_domain
+from streams.faust_tables import FaustTables
+from streams.settings import StreamSettings
+from streams.topics import TopicNames
+from streams.web import register_views
+from streams.worker import StreamWorker
+
+log = logging.getLogger("personaflow.streams")
+
+
+def resolve_bootstrap(settings: StreamSettings) -> str:
+    """The bootstrap servers: configured, else the running local stack's."""
+    if settings.kafka_bootstrap_servers:
+        return settings.kafka_bootstrap_servers
+    from personaflow.devstack import resolve_endpoints
+
+    return resolve_endpoints(settings, need_redis=False).bootstrap
+
+
+def _faust_config(settings: StreamSettings, bootstrap: str) -> dict[str, Any]:
+    brokers = ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host)
+    return {
+        "broker": brokers,
+        "store": settings.store,
+        "datadir": str(Path(settings.data_dir) / "streams"),
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "table_standby_replicas": settings.standby_replicas,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "broker_rebalance_timeout": max(settings.session_timeout_s * 2, 10.0),
+        "broker_commit_interval": settings.commit_interval_s,
+        "broker_max_poll_records": settings.max_poll_records,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_max_batch_size": settings.producer_max_batch_size,
+        "producer_linger": settings.producer_linger_ms / 1000.0,
+        "producer_acks": -1,
+        "stream_buffer_maxsize": max(4096, settings.batch_max_events * 2),
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "web_port": settings.worker_web_port,
+        "web_bind": settings.worker_web_bind,
+        "web_host": settings.worker_web_host,
+        "web_enabled": True,
+        "topic_allow_declare": True,
+    }
+
+
+def create_app(
+    settings: StreamSettings | None = None,
+    *,
+    domain: Domain | None = None,
+    bootstrap: str | None = None,
+) -> faust.App:
+    """A configured Faust app; ``app.personaflow`` is its :class:`StreamWorker`."""
+    settings = settings or StreamSettings()
+    bootstrap = bootstrap or resolve_bootstrap(settings)
+    domain = domain or load_domain(settings.rules_file)
+    (Path(settings.data_dir) / "streams").mkdir(parents=True, exist_ok=True)
+    app = faust.App(settings.app_id, **_faust_config(settings, bootstrap))
+    customers = app.Table(
+        "customers", partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+    identity = app.Table(
+        "identity", partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+    tables = FaustTables(app, customers, identity, single_tail=settings.changelog_single_tail)
+    worker = StreamWorker(app, settings, domain, make_clock(settings.clock, settings.clock_speed),
+                          tables)  # fmt: skip
+    app.personaflow = worker  # type: ignore[attr-defined]
+    _register_agent(app, settings, worker)
+    _register_ticker(app, settings, worker)
+    register_views(app, worker)
+    return app
+
+
+def _register_agent(app: faust.App, settings: StreamSettings, worker: StreamWorker) -> None:
+    topics = TopicNames(settings.topic_prefix)
+    names = [*topics.inputs, topics.rekeyed, topics.ticks]
+    channel = app.topic(*names, key_type=bytes, value_type=bytes, internal=False)
+
+    async def customers_agent(stream: Any) -> None:
+        """Every co-partitioned input, in batches, through the processor."""
+        async for events in stream.take_events(
+            settings.batch_max_events, within=settings.batch_within_s
+        ):
+            await worker.handle(events)
+
+    app.agent(channel, name="customers")(customers_agent)
+
+    async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        worker.on_revoked()
+
+    app.on_partitions_revoked.connect(_on_revoked)  # type: ignore[arg-type]
+
+
+def _register_ticker(app: faust.App, settings: StreamSettings, worker: StreamWorker) -> None:
+    async def ticker() -> None:
+        """Feed due deadlines back to the agent through internal.ticks."""
+        sent = await worker.tick_due()
+        if sent:
+            log.debug("ticks sent: %d", sent)
+
+    app.timer(interval=settings.ticker_interval_s, name="personaflow.ticker")(ticker)
+
+
+_app: faust.App | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``streams.app.app``: the app configured from the environment, built on first access."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app()
+        return _app
+    raise AttributeError(name)

@@ -1,0 +1,66 @@
+"""Plain records exchanged between the Kafka adapter (Faust, replay) and the batch processor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Headers = list[tuple[str, bytes]]
+Space = Literal["customers", "identity"]
+
+KIND = "pf-kind"
+"""Header naming what an internal.rekeyed record is: ``event``, ``alias`` or ``merge``."""
+ORIGIN = "pf-origin"
+"""Header of a forwarded event: ``topic/partition/offset`` of the record as first received."""
+HOPS = "pf-hops"
+"""Header counting how often an event was forwarded (loops are dead-lettered)."""
+ANON = "pf-anon"
+REQUEST = "pf-req"
+CAUSE = "pf-cause"
+AT = "pf-at"
+
+
+@dataclass(frozen=True, slots=True)
+class InRecord:
+    """One consumed record. ``token`` is the adapter's handle (the Faust event) for writes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float = 0.0
+    headers: tuple[tuple[str, bytes], ...] = ()
+    token: Any = None
+
+    def header(self, name: str) -> str | None:
+        """The last value of header ``name`` as text, if present."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return None if found is None else found.decode("utf-8", "replace")
+
+    def key_text(self) -> str:
+        """The record key as text ("" when there is none)."""
+        return self.key.decode("utf-8", "replace") if self.key else ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Write:
+    """One table write: ``value`` None deletes. ``source`` is a record of the key's partition."""
+
+    space: Space
+    key: str
+    value: bytes | None
+    source: InRecord

@@ -1,0 +1,98 @@
+"""Settings of the stream workers: one frozen object read from ``PERSONAFLOW_*`` variables.
+
+:class:`StreamSettings` extends the shared :class:`personaflow.settings.Settings` (bootstrap
+servers, topic prefix, partitions, data dir, rules file, ...) with what a worker needs. Every
+field below is documented where it is defined; the environment variable is the field name in
+upper case with the ``PERSONAFLOW_`` prefix (``clock`` -> ``PERSONAFLOW_CLOCK``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from personaflow.settings import Settings
+
+ClockMode = Literal["wall", "event", "accelerated"]
+
+
+class StreamSettings(Settings):
+    """Everything a stream worker reads at start-up (frozen: build a new one to change it)."""
+
+    app_id: str = Field(
+        default="personaflow-streams",
+        description="Faust app id: the consumer group and the prefix of changelog topics",
+    )
+    standby_replicas: int = Field(
+        default=0, ge=0, description="standby copies of each table partition on other workers"
+    )
+    session_timeout_s: float = Field(
+        default=6.0,
+        gt=0,
+        description="consumer group session timeout; joins wait half of it on Tansu (keep 3-6)",
+    )
+    heartbeat_interval_s: float = Field(default=1.0, gt=0, description="group heartbeat period")
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, description="how often acknowledged offsets are committed"
+    )
+    worker_web_port: int = Field(
+        default=6066, ge=0, le=65535, description="HTTP port of /metrics, /healthz, /readyz, views"
+    )
+    worker_web_bind: str = Field(default="0.0.0.0", description="interface the web server binds")
+    worker_web_host: str = Field(
+        default="127.0.0.1", description="host name other workers use to reach this one"
+    )
+    producer_max_batch_size: int = Field(
+        default=16384, ge=1, description="aiokafka producer batch size in bytes"
+    )
+    producer_linger_ms: int = Field(default=5, ge=0, description="producer linger before a send")
+    changelog_single_tail: bool = Field(
+        default=True,
+        description=(
+            "write the last changelog record of each partition in a batch alone, so brokers "
+            "that report the end offset of a partition as the first offset of its last batch "
+            "(Tansu) still let table recovery read everything; harmless on Apache Kafka"
+        ),
+    )
+    batch_max_events: int = Field(
+        default=2000, ge=1, description="largest batch taken from the stream at once"
+    )
+    batch_within_s: float = Field(
+        default=0.02, gt=0, description="longest wait to fill a batch before processing it"
+    )
+    max_poll_records: int = Field(default=2000, ge=1, description="records per consumer fetch")
+    clock: ClockMode = Field(
+        default="wall",
+        description=(
+            "time source of decisions: wall (production), event (the highest event time "
+            "seen: replay and tests), accelerated (wall time sped up, for demos)"
+        ),
+    )
+    clock_speed: float = Field(
+        default=60.0, gt=0, description="accelerated clock: simulated seconds per real second"
+    )
+    ticker_interval_s: float = Field(
+        default=0.5, gt=0, description="how often the ticker looks for due deadlines"
+    )
+    tick_retry_s: float = Field(
+        default=10.0, gt=0, description="resend a tick if its customer is still due after this"
+    )
+    store: str = Field(
+        default="rocksdb://", description="table store URL (rocksdb://, or memory:// in tests)"
+    )
+    cache_max_customers: int = Field(
+        default=100_000, ge=0, description="decoded customer states kept in memory per worker"
+    )
+    input_topics: str = Field(
+        default="events.site,events.cart,events.purchase,events.engagement,events.identity",
+        description="comma-separated catalogue names of the input topics the worker reads",
+    )
+
+    def topic(self, catalogue_name: str) -> str:
+        """Full name of a catalogue topic (prefix applied)."""
+        return f"{self.topic_prefix}{catalogue_name}"
+
+    def input_topic_names(self) -> list[str]:
+        """Full names of the input topics."""
+        return [self.topic(name.strip()) for name in self.input_topics.split(",") if name.strip()]

@@ -1,0 +1,185 @@
+"""The glue between Faust and the batch processor: one :class:`StreamWorker` per Faust app.
+
+- :meth:`StreamWorker.handle` runs one batch taken from the stream: process, produce every
+  output and wait for the acks, persist the table writes (changelog acknowledged), and only
+  then let Faust acknowledge (and later commit) the input offsets.
+- :meth:`StreamWorker.tick_due` is the ticker: it sends a tick through internal.ticks (to the
+  customer's own partition) for every due customer of this worker's active partitions.
+- After a rebalance the state cache is dropped and the due-index rebuilt from the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from streams import metrics
+from streams.clock import Clock
+from streams.core import CustomerProcessor, RetriableBatchError
+from streams.domain import Domain, persona_of
+from streams.faust_tables import FaustTables
+from streams.records import InRecord, OutRecord
+from streams.settings import StreamSettings
+from streams.topics import TopicNames
+from streams.wire import dumps
+
+log = logging.getLogger("personaflow.streams")
+
+RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+
+
+class StreamWorker:
+    """State and behaviour of one worker process (held by the Faust app)."""
+
+    def __init__(
+        self,
+        app: Any,
+        settings: StreamSettings,
+        domain: Domain,
+        clock: Clock,
+        tables: FaustTables,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.domain = domain
+        self.clock = clock
+        self.tables = tables
+        self.topics = TopicNames(settings.topic_prefix)
+        self.processor = CustomerProcessor(
+            domain, self.topics, clock, tables, cache_max=settings.cache_max_customers
+        )
+        self.index = self.processor.index
+        self._indexed: frozenset[int] | None = None
+        self.batches = 0
+        self.records = 0
+
+    # ------------------------------------------------------------------ batches
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        """Process one batch of Faust events; returns once every effect is durable."""
+        started = time.perf_counter()
+        records = [_record(event) for event in events]
+        effects = await self._process(records)
+        try:
+            await self.send(effects.outputs)
+            await self.tables.persist(effects.writes)
+        except BaseException:
+            self.processor.invalidate()  # the cache may hold states that were not persisted
+            raise
+        effects.tally.flush()
+        self.batches += 1
+        self.records += len(records)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _process(self, records: list[InRecord]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return self.processor.process(records)
+            except RetriableBatchError as exc:
+                delay = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
+                log.warning("batch retried in %.1fs: %s", delay, exc)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def send(self, outputs: list[OutRecord], partitions: list[int] | None = None) -> None:
+        """Produce ``outputs`` and wait until the broker acknowledged all of them."""
+        if not outputs:
+            return
+        producer = self.app.producer
+        pending = []
+        for i, out in enumerate(outputs):
+            partition = partitions[i] if partitions is not None else None
+            headers = out.headers or None
+            pending.append(
+                await producer.send(out.topic, out.key, out.value, partition, None, headers)
+            )
+        await asyncio.gather(*pending)
+
+    # ------------------------------------------------------------------ ticker
+
+    def active_partitions(self) -> frozenset[int] | None:
+        """Partitions of the input topics this worker owns now (None while rebalancing)."""
+        if self.app.rebalancing or self.app.in_recovery:
+            return None
+        recovery = getattr(self.app.tables, "recovery", None)
+        if recovery is not None and not recovery.completed.is_set():
+            return None
+        first = self.topics.inputs[0]
+        actives = self.app.assignor.assigned_actives()
+        return frozenset(tp.partition for tp in actives if tp.topic == first)
+
+    def refresh_index(self, partitions: frozenset[int]) -> None:
+        """Rebuild the due-index from the table when the assignment changed."""
+        if partitions == self._indexed:
+            return
+        self.processor.invalidate()
+        self.index.drop_partitions(set())
+        started = time.perf_counter()
+        unreadable = 0
+        for partition in sorted(partitions):
+            for key, raw in self.tables.items("customers", partition):
+                try:
+                    state = self.domain.decode_state(raw)
+                    due = self.domain.engine.next_due(state)
+                except Exception:  # noqa: BLE001 - a corrupt state must not stop the ticker
+                    unreadable += 1
+                    continue
+                self.index.update(key, partition, due, persona_of(state))
+        if unreadable:
+            log.error("due-index: %d unreadable customer states skipped", unreadable)
+        self._indexed = partitions
+        log.info(
+            "due-index rebuilt: partitions=%s customers=%d in %.2fs",
+            sorted(partitions),
+            len(self.index),
+            time.perf_counter() - started,
+        )
+
+    async def tick_due(self) -> int:
+        """Send a tick for every due customer of the active partitions; returns how many."""
+        partitions = self.active_partitions()
+        if partitions is None:
+            return 0
+        self.refresh_index(partitions)
+        metrics.TABLE_CUSTOMERS.set(len(self.index))
+        now = self.clock.now()
+        due = self.index.pop_due(now, set(partitions), time.time(), self.settings.tick_retry_s)
+        if not due:
+            return 0
+        outputs = [
+            OutRecord(self.topics.ticks, key.encode(), dumps({"now": now, "due": when}))
+            for key, when in due
+        ]
+        targets = [self._partition_of(key) for key, _ in due]
+        await self.send(outputs, targets)
+        return len(outputs)
+
+    def _partition_of(self, key: str) -> int:
+        partition = self.index._partition.get(key)
+        return 0 if partition is None else partition
+
+    def on_revoked(self) -> None:
+        """Partitions were taken away: forget cached states, rebuild the index later."""
+        self.processor.invalidate()
+        self._indexed = None
+
+
+def _record(event: Any) -> InRecord:
+    message = event.message
+    headers = message.headers or ()
+    if isinstance(headers, dict):
+        headers = headers.items()
+    return InRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp=message.timestamp or 0.0,
+        headers=tuple((str(k), bytes(v)) for k, v in headers),
+        token=event,
+    )
