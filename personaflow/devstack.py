@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,11 +95,26 @@ def pid_alive(pid: int, name_hint: str = "") -> bool:
     return name_hint.encode() in cmdline
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGTERM us when the parent thread dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A pre-exec hook: ask Linux to SIGTERM the child when this (parent) thread dies, and
+    exit at once if the parent already died between fork and the request.
+
+    ``prctl`` is resolved here, in the parent, so the forked child runs no import or
+    dynamic loading (unsafe after fork when other threads, e.g. librdkafka's, exist).
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    getppid, exit_now, sigterm = os.getppid, os._exit, int(signal.SIGTERM)
+
+    def hook() -> None:
+        prctl(1, sigterm)  # PR_SET_PDEATHSIG
+        if getppid() != parent:
+            exit_now(1)
+
+    return hook
 
 
 def tansu_binary() -> str:
@@ -191,7 +206,7 @@ class ServerProcess:
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if attach and sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent_hook() if attach and sys.platform == "linux" else None,
         )
         if not detached:
             with _LIVE_LOCK:
@@ -417,11 +432,13 @@ class LocalStack:
         """Where this stack listens."""
         return Endpoints(self.broker.bootstrap, self.redis.url)
 
-    def start(self, *, detached: bool = False) -> Endpoints:
-        """Start both servers, wait until they answer, and record them in the state file."""
+    def start(self, *, detached: bool = False, attempts: int = 3) -> Endpoints:
+        """Start both servers, wait until they answer, and record them in the state file.
+        A server that fails to start (e.g. its free port was taken meanwhile) is retried on
+        a fresh port, up to ``attempts`` times."""
         try:
-            self.broker.start(detached=detached)
-            self.redis.start(detached=detached)
+            for server in (self.broker, self.redis):
+                _start_on_free_port(server, detached, attempts)
         except StackError:
             self.stop()
             raise
@@ -458,6 +475,17 @@ class LocalStack:
         state = read_state(self.settings)
         if state is not None and state.broker_port == self.broker.port:
             state_path(self.settings).unlink(missing_ok=True)
+
+
+def _start_on_free_port(server: ServerProcess, detached: bool, attempts: int) -> None:
+    for attempt in range(attempts):
+        try:
+            server.start(detached=detached)
+            return
+        except ServerStartError:
+            if attempt == attempts - 1:
+                raise
+            server.port = free_port()
 
 
 def stop_recorded_stack(settings: Settings | None = None) -> StackState | None:

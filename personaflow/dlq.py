@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from personaflow.kafka import consumer_config, producer_config
@@ -42,6 +43,8 @@ HEADER_FIXED = "x-dlq-fixed"
 """``true`` on a marker when a fixed payload, not the original, was re-published."""
 
 MARKER_REPUBLISHED = b"republished"
+DEAD_LETTER = "Dead Letter"
+"""Event name of dead-letter record values (schemas.models.DeadLetter)."""
 TRANSACTIONAL_ID = "personaflow-dlq-republish"
 """One id for every re-publisher of a cluster: a second concurrent run fences the first."""
 
@@ -100,14 +103,35 @@ class DlqRef:
 
 @dataclass(frozen=True)
 class DeadLetterRecord:
-    """One record of a dead-letter topic, with its reason headers decoded."""
+    """One record of a dead-letter topic, with its reason headers decoded.
+
+    ``value`` and ``record_key`` are the record as stored; ``payload`` and ``key`` are the
+    original record's, unwrapped from the Dead Letter event on first use (listing thousands of
+    dead letters reads only headers).
+    """
 
     topic: str
     ref: DlqRef
-    key: bytes | None
-    payload: bytes
+    record_key: bytes | None
+    value: bytes
     headers: dict[str, bytes]
     timestamp_ms: int | None = None
+
+    @cached_property
+    def _original(self) -> tuple[bytes, bytes | None]:
+        if self.is_marker:
+            return self.value, self.record_key
+        return unwrap(self.value, self.record_key)
+
+    @property
+    def payload(self) -> bytes:
+        """The original record's bytes (as far as kept: see :attr:`truncated`)."""
+        return self._original[0]
+
+    @property
+    def key(self) -> bytes | None:
+        """The original record's key."""
+        return self._original[1]
 
     def header(self, name: str) -> str | None:
         """A header as text (``None`` when absent)."""
@@ -223,32 +247,32 @@ def _headers(raw: Sequence[tuple[str, bytes | None]] | None) -> dict[str, bytes]
 def unwrap(value: bytes, key: bytes | None) -> tuple[bytes, bytes | None]:
     """(original payload, original key) of a dead-letter record's value and key.
 
-    The value is normally a ``Dead Letter`` event; anything else is the original bytes.
+    The value is normally a ``Dead Letter`` event (read with the codec's fast path: Avro has
+    checked the types); anything else is the original bytes.
     """
-    from schemas.deadletter import parse_dead_letter
+    from schemas.codec import decode_raw
     from schemas.errors import DecodeError
 
     try:
-        event = parse_dead_letter(value).event
+        event_type, record = decode_raw(value)
     except DecodeError as exc:
         if exc.retriable:
             raise DlqKafkaError(f"cannot decode dead letters now: {exc.reason}") from exc
         return value, key
-    return event.payload, event.original_key if event.original_key is not None else key
+    payload, original_key = record.get("payload"), record.get("original_key")
+    if event_type != DEAD_LETTER or not isinstance(payload, bytes):
+        return value, key
+    return payload, original_key if isinstance(original_key, bytes) else key
 
 
 def _to_record(message: Any) -> DeadLetterRecord:
     _kind, stamp = message.timestamp()
-    headers = _headers(message.headers())
-    value, key = message.value() or b"", message.key()
-    if headers.get(HEADER_MARKER) != MARKER_REPUBLISHED:
-        value, key = unwrap(value, key)
     return DeadLetterRecord(
         topic=message.topic(),
         ref=DlqRef(message.partition(), message.offset()),
-        key=key,
-        payload=value,
-        headers=headers,
+        record_key=message.key(),
+        value=message.value() or b"",
+        headers=_headers(message.headers()),
         timestamp_ms=stamp if stamp and stamp > 0 else None,
     )
 
@@ -359,13 +383,18 @@ def plan_republish(
     """Choose the dead letters to re-publish: one by reference, or all whose reason contains
     ``where_reason`` (case-insensitive), or all; never one already re-published.
 
-    A named dead letter that was already re-published, or cannot be, raises; in a bulk run
-    such letters are skipped with the reason.
+    A named dead letter that was already re-published, or cannot be, raises (as does one
+    whose reason does not contain ``where_reason`` when both are given); in a bulk run such
+    letters are skipped with the reason.
     """
+    needle = (where_reason or "").lower()
     if ref is not None:
         candidates = [snapshot.find(*DlqRef.parse(ref))]
+        if needle not in candidates[0].reason.lower():
+            raise DeadLetterNotFound(
+                f"dead letter {candidates[0].source_id}: reason does not contain {where_reason!r}"
+            )
     else:
-        needle = (where_reason or "").lower()
         candidates = [letter for letter in snapshot.letters if needle in letter.reason.lower()]
     todo: list[DeadLetterRecord] = []
     skipped: list[tuple[DeadLetterRecord, str]] = []
@@ -396,6 +425,35 @@ def validate_fix(data: bytes) -> tuple[bytes, str | None]:
         raise InvalidFix(f"the fixed event is not valid: {exc.reason}") from exc
     key = getattr(event, "key", None)
     return payload, key if isinstance(key, str) and key else None
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(type(value).__name__)
+
+
+def payload_text(payload: bytes) -> str:
+    """A payload as editable text: the event as JSON when it decodes (fully, or as a raw Avro
+    record that breaks the contract), else UTF-8 text, else hex. Contains customer data."""
+    import orjson
+
+    from schemas.codec import decode_event, decode_raw, encode_json
+    from schemas.errors import DecodeError
+
+    try:
+        return encode_json(decode_event(payload)).decode()
+    except DecodeError:
+        pass
+    try:
+        event_type, record = decode_raw(payload)
+        return orjson.dumps({"type": event_type, **record}, default=_json_default).decode()
+    except (DecodeError, TypeError):
+        pass
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return "0x" + payload.hex()
 
 
 def _republish_headers(letter: DeadLetterRecord) -> list[tuple[str, bytes]]:
@@ -450,7 +508,7 @@ class Republisher:
             for letter in plan.todo:
                 written.append((letter, self._produce_pair(letter, fix)))
             producer.commit_transaction(timeout)
-        except KafkaException as exc:
+        except (KafkaException, BufferError) as exc:
             self._abort(timeout)
             raise DlqKafkaError(f"re-publish transaction failed, nothing written: {exc}") from exc
         return written
@@ -465,7 +523,7 @@ class Republisher:
         self._producer.produce(
             letter.topic,
             value=b"",
-            key=letter.key,
+            key=letter.record_key,
             partition=letter.ref.partition,
             headers=_marker_headers(letter, fix is not None),
         )

@@ -124,6 +124,25 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def _fast_ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """Ordering against a constant number: only the left side can be null or a non-number."""
+
+    def compare(a: Any, b: Any) -> bool:
+        return a is not None and a.__class__ in (int, float, bool) and op(a, b)
+
+    return compare
+
+
+_FAST: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": _fast_ordered(operator.ge),
+    ">": _fast_ordered(operator.gt),
+    "<=": _fast_ordered(operator.le),
+    "<": _fast_ordered(operator.lt),
+}
+
+
 class _Parser:
     def __init__(self, text: str, facts: Mapping[str, Getter]) -> None:
         self.toks = _tokenize(text)
@@ -131,6 +150,11 @@ class _Parser:
         self.facts = facts
         self.used: list[str] = []
         self.consts: dict[int, Any] = {}  # id(getter) -> value, for constant getters
+        self.booleans: set[int] = set()  # ids of getters that always return a bool
+
+    def boolean(self, getter: Getter) -> Getter:
+        self.booleans.add(id(getter))
+        return getter
 
     def const(self, value: Any) -> Getter:
         getter = _const(value)
@@ -164,7 +188,10 @@ class _Parser:
             parts.append(self.conj())
         if len(parts) == 1:
             return parts[0]
-        return lambda ctx: any(p(ctx) for p in parts)
+        if len(parts) == 2 and all(id(p) in self.booleans for p in parts):
+            a, b = parts
+            return self.boolean(lambda ctx: a(ctx) or b(ctx))
+        return self.boolean(lambda ctx: any(p(ctx) for p in parts))
 
     def conj(self) -> Getter:
         parts = [self.neg()]
@@ -173,17 +200,17 @@ class _Parser:
             parts.append(self.neg())
         if len(parts) == 1:
             return parts[0]
-        if len(parts) == 2:
+        if len(parts) == 2 and all(id(p) in self.booleans for p in parts):
             a, b = parts
-            return lambda ctx: bool(a(ctx)) and bool(b(ctx))
-        return lambda ctx: all(p(ctx) for p in parts)
+            return self.boolean(lambda ctx: a(ctx) and b(ctx))
+        return self.boolean(lambda ctx: all(p(ctx) for p in parts))
 
     def neg(self) -> Getter:
         tok = self.peek()
         if tok.kind == "kw" and tok.text == "not":
             self.take()
             inner = self.neg()
-            return lambda ctx: not inner(ctx)
+            return self.boolean(lambda ctx: not inner(ctx))
         return self.compare()
 
     def compare(self) -> Getter:
@@ -198,7 +225,12 @@ class _Parser:
         self.take()
         right = self.value()
         fn = _COMPARE[op]
-        return lambda ctx: fn(left(ctx), right(ctx))
+        value = self.consts.get(id(right))
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if op in _FAST and id(right) in self.consts and (numeric or op in ("==", "!=")):
+            fast = _FAST[op]
+            return self.boolean(lambda ctx: fast(left(ctx), value))
+        return self.boolean(lambda ctx: fn(left(ctx), right(ctx)))
 
     def value(self) -> Getter:
         tok = self.take()
@@ -245,6 +277,8 @@ def compile_condition(text: str, facts: Mapping[str, Getter]) -> Condition:
     """Parse ``text`` against the fact registry ``facts`` and compile it to a closure."""
     parser = _Parser(str(text), facts)
     node = parser.parse()
+    if id(node) in parser.booleans:
+        return Condition(str(text), node, tuple(parser.used))
 
     def test(ctx: Any) -> bool:
         return bool(node(ctx))

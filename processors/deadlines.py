@@ -18,6 +18,7 @@ and ``now``. One entry per (source, episode, rule) is pending at a time; it hold
 
 from __future__ import annotations
 
+import math
 from bisect import insort
 from typing import NamedTuple
 
@@ -37,9 +38,10 @@ class Fired(NamedTuple):
 def schedule(st: CustomerState, source: str, episode: str, step: int, due: float,
              rule: str = "", origin: float = 0.0) -> None:
     """Set the pending entry of (source, episode, rule) to ``step`` at ``due``; ``origin``
-    (deferred triggers) is when the trigger first fell due."""
+    (deferred triggers) is when the trigger first fell due. Times are stored as whole
+    seconds: due rounds up (never early), origin down."""
     cancel(st, source, episode, rule=rule)
-    insort(st.deadlines, Deadline(float(due), source, episode, step, rule, float(origin)))
+    insort(st.deadlines, Deadline(math.ceil(due), source, episode, step, rule, int(origin)))
 
 
 def cancel(st: CustomerState, source: str, episode: str | None = None, *,
@@ -61,7 +63,10 @@ def cancel(st: CustomerState, source: str, episode: str | None = None, *,
 
 def has_pending(st: CustomerState, source: str) -> bool:
     """True when an entry of ``source`` is pending."""
-    return any(d.source == source for d in st.deadlines)
+    for d in st.deadlines:  # noqa: SIM110 - a plain loop: this runs on every event
+        if d.source == source:
+            return True
+    return False
 
 
 def due(st: CustomerState, now: float) -> list[Deadline]:

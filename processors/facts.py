@@ -17,7 +17,7 @@ from processors.state import CustomerState, Deadline
 class Ctx:
     """What a guard is evaluated against: the state, the input (if any) and the time."""
 
-    __slots__ = ("aff_half", "dl", "eng_half", "etype", "ev", "now", "recent", "st")
+    __slots__ = ("aff_half", "dl", "eng_half", "etype", "ev", "memo", "now", "recent", "st")
 
     def __init__(
         self,
@@ -39,6 +39,21 @@ class Ctx:
         self.recent = recent  # the "recent" window of recent_* facts
         self.eng_half = eng_half
         self.aff_half = aff_half
+        self.memo: dict[str, Any] | None = None  # facts computed once per evaluation
+
+    def remember(self, name: str, fn: Callable[[Ctx], Any]) -> Any:
+        """``fn(self)``, computed once per context (the state must not change meanwhile)."""
+        memo = self.memo
+        if memo is None:
+            memo = self.memo = {}
+        elif name in memo:
+            return memo[name]
+        value = memo[name] = fn(self)
+        return value
+
+    def forget(self) -> None:
+        """Drop remembered facts (after the state changed)."""
+        self.memo = None
 
 
 def _since(at: float | None, now: float) -> float | None:
@@ -77,6 +92,18 @@ def _recent_views(c: Ctx, category: str | None = None, product: str | None = Non
     )
 
 
+def _category_views(c: Ctx) -> int:
+    category = _event_category(c)
+    return _recent_views(c, category=category) if category else 0
+
+
+def _interest_views(c: Ctx) -> int:
+    interest = c.st.interest
+    if not interest or ":" not in interest:
+        return 0
+    return _recent_views(c, category=interest.partition(":")[2])
+
+
 def _open_carts(c: Ctx) -> list[Any]:
     return [cart for cart in c.st.carts.values() if cart.items]
 
@@ -112,7 +139,7 @@ FACTS: dict[str, tuple[Callable[[Ctx], Any], str]] = {
     "views": (lambda c: len(c.st.views), "recent product views kept"),
     "recent_views": (_recent_views, "product views within the recent window"),
     "recent_category_views": (
-        lambda c: _recent_views(c, category=_event_category(c)) if _event_category(c) else 0,
+        lambda c: c.remember("recent_category_views", _category_views),
         "views of the event's category within the recent window",
     ),
     "recent_product_views": (
@@ -120,6 +147,10 @@ FACTS: dict[str, tuple[Callable[[Ctx], Any], str]] = {
         if _event_product(c) is not None
         else 0,
         "views of the event's product within the recent window",
+    ),
+    "interest_category_views": (
+        lambda c: c.remember("interest_category_views", _interest_views),
+        "views of the current interest's category (the part after ':') in the recent window",
     ),
     "carts": (lambda c: len(_open_carts(c)), "open carts with items"),
     "cart_value": (

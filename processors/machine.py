@@ -22,6 +22,7 @@ FIELDS = {"lifecycle": ("persona", "persona_at"), "interest": ("interest", "inte
 """Dimension -> (state attribute, entry-time attribute) of CustomerState."""
 
 _CACHE_MAX = 50_000
+_DIM_ATTRS = tuple((dim, FIELDS[dim][0]) for dim in DIMENSIONS)
 
 
 def stable_id(*parts: object) -> str:
@@ -45,6 +46,7 @@ class Machine:
         for _, tr in order:
             self._by_dim[tr.dimension].append(tr)
         self._cache: dict[tuple[str, str | None, str], tuple[Transition, ...]] = {}
+        self._max_chain = rules.settings.max_chain
 
     def initialise(self, st: CustomerState, now: float) -> None:
         """Put a state without personas into each dimension's initial state (no record)."""
@@ -52,7 +54,7 @@ class Machine:
             attr, at_attr = FIELDS[dim]
             if not getattr(st, attr):
                 setattr(st, attr, self.rules.dimensions[dim].initial)
-                setattr(st, at_attr, now)
+                setattr(st, at_attr, int(now))
 
     def candidates(self, dim: str, state: str | None, etype: str) -> tuple[Transition, ...]:
         """Transitions of ``dim`` that may leave ``state`` on an input of type ``etype``."""
@@ -71,19 +73,25 @@ class Machine:
                  cause: str | None) -> list[PersonaTransition]:
         """Apply every transition whose guard holds; return the records (may be empty)."""
         out: list[PersonaTransition] = []
-        for dim in DIMENSIONS:
-            attr = FIELDS[dim][0]
-            for _ in range(self.rules.settings.max_chain):
+        cache, etype = self._cache, ctx.etype
+        for dim, attr in _DIM_ATTRS:
+            for _ in range(self._max_chain):
                 current = getattr(st, attr)
-                moved = self._step(st, ctx, dim, current, customer_id, cause)
+                cands = cache.get((dim, current, etype))
+                if cands is None:
+                    cands = self.candidates(dim, current, etype)
+                if not cands:
+                    break
+                moved = self._step(st, ctx, dim, current, cands, customer_id, cause)
                 if moved is None:
                     break
                 out.append(moved)
         return out
 
     def _step(self, st: CustomerState, ctx: Ctx, dim: str, current: str | None,
-              customer_id: str, cause: str | None) -> PersonaTransition | None:
-        for tr in self.candidates(dim, current, ctx.etype):
+              cands: tuple[Transition, ...], customer_id: str,
+              cause: str | None) -> PersonaTransition | None:
+        for tr in cands:
             if tr.guard is not None and not tr.guard.test(ctx):
                 continue
             target = tr.target(ctx)
@@ -93,8 +101,10 @@ class Machine:
                 continue
             facts = fact_values(tr.guard.facts, ctx) if tr.guard else {}
             facts.setdefault("event.type", ctx.etype)
-            return self.move(st, dim, target, tr.id, tr.version, facts, customer_id,
-                             ctx.now, cause)
+            moved = self.move(st, dim, target, tr.id, tr.version, facts, customer_id,
+                              ctx.now, cause)
+            ctx.forget()  # persona facts changed
+            return moved
         return None
 
     def move(self, st: CustomerState, dim: str, target: str, rule_id: str, version: int,
@@ -104,10 +114,12 @@ class Machine:
         attr, at_attr = FIELDS[dim]
         current = getattr(st, attr)
         setattr(st, attr, target)
-        setattr(st, at_attr, now)
-        st.changes.append(Change(now, dim, current, target, rule_id))
+        setattr(st, at_attr, int(now))
+        st.changes.append(Change(int(now), dim, current, target, rule_id))
         del st.changes[: -self.rules.settings.limits.changes]
-        return PersonaTransition(
+        # model_construct: every field is built here with the right type (tests validate a
+        # round trip); skipping validation keeps the per-event cost down.
+        return PersonaTransition.model_construct(
             transition_id=stable_id(customer_id, rule_id, current, target, cause or now),
             customer_id=customer_id,
             dimension=dim,  # type: ignore[arg-type]

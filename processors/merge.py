@@ -47,7 +47,7 @@ def _affinity(st: CustomerState, anon: CustomerState, now: float, rules: RuleSet
     for side in (st.affinity, anon.affinity):
         for cat, (score, at) in side.items():
             old = merged.get(cat, (0.0, int(now)))[0]
-            merged[cat] = (round(old + decay(score, at, now, half), 4), int(now))
+            merged[cat] = (round(old + decay(score, at, now, half), 2), int(now))
     best = sorted(merged.items(), key=lambda kv: (-kv[1][0], kv[0]))
     st.affinity = dict(best[: rules.settings.limits.affinity])
 

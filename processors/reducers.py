@@ -93,6 +93,7 @@ def product_viewed(st: CustomerState, ev: Any, t: int, rules: RuleSet) -> None:
 def _cart(st: CustomerState, cart_id: str, t: int, rules: RuleSet, currency: str) -> Cart:
     cart = st.carts.get(cart_id)
     if cart is None:
+        _prune_carts(st, t, rules)
         cart = Cart(cart_id, created_at=t, updated_at=t, currency=currency)
         st.carts[cart_id] = cart
         if len(st.carts) > rules.settings.limits.carts:
@@ -100,6 +101,16 @@ def _cart(st: CustomerState, cart_id: str, t: int, rules: RuleSet, currency: str
             close_cart(st, oldest.cart_id)
     cart.updated_at = max(cart.updated_at, t)
     return cart
+
+
+def _prune_carts(st: CustomerState, t: int, rules: RuleSet) -> None:
+    """Forget carts that are done (checked out or out of reminders) and idle for longer than
+    the recent window."""
+    done = len(rules.deadlines.cart)
+    for cart in list(st.carts.values()):
+        idle = t - cart.updated_at > rules.settings.recent_window
+        if idle and (cart.checkout_at is not None or cart.fired >= done or not cart.items):
+            close_cart(st, cart.cart_id)
 
 
 def close_cart(st: CustomerState, cart_id: str) -> None:

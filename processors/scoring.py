@@ -38,8 +38,8 @@ def decay(value: float, at: float, now: float, half_life: float) -> float:
 
 
 def bump(score: float, at: float, now: float, points: float, half_life: float) -> float:
-    """Decay ``score`` from ``at`` to ``now`` and add ``points`` (rounded to 4 places)."""
-    return round(decay(score, at, now, half_life) + points, 4)
+    """Decay ``score`` from ``at`` to ``now`` and add ``points`` (rounded to 2 places)."""
+    return round(decay(score, at, now, half_life) + points, 2)
 
 
 def recency_score(last_order_at: float | None, now: float) -> int:

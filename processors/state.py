@@ -1,9 +1,9 @@
 """CustomerState: everything personaflow remembers about one customer, kept small and fast.
 
 Plain ``__slots__`` dataclasses and tuples (no pydantic): the stream worker applies every event
-to one of these, so attribute access and construction must be cheap. Times are epoch seconds;
-event times are stored as whole seconds (``int``), decision times (``now``) as given.
-Every collection is bounded (see :class:`Limits`) so a state stays well under 1 KB serialised.
+to one of these, so attribute access and construction must be cheap. Every stored time is
+whole epoch seconds (``int``); every collection is bounded (see :class:`Limits`) so a state
+stays small serialised (see :mod:`processors.statecodec`).
 
 The state is mutable: :meth:`processors.engine.Engine.apply` updates the state it is given and
 returns it. Callers that need the previous value keep a copy (:func:`copy_state`).
@@ -53,18 +53,18 @@ class Deadline(NamedTuple):
     with its episode like any deadline. Entries sort by due time.
     """
 
-    due: float
+    due: int
     source: str
     episode: str
     step: int
     rule: str = ""
-    origin: float = 0.0  # deferred triggers: when the trigger was first due (expiry base)
+    origin: int = 0  # deferred triggers: when the trigger was first due (expiry base)
 
 
 class Sent(NamedTuple):
     """A trigger emitted for sending (or held out) at ``at``; feeds the send budget."""
 
-    at: float
+    at: int
     trigger_type: str
     priority: int
     marketing: bool
@@ -73,7 +73,7 @@ class Sent(NamedTuple):
 class Change(NamedTuple):
     """One persona change, for the last-K history."""
 
-    at: float
+    at: int
     dimension: str
     from_persona: str | None
     to_persona: str
@@ -137,12 +137,12 @@ class CustomerState:
     engagement_at: int = 0
     # personas: lifecycle persona, interest facet, journey stage, with entry times
     persona: str = ""
-    persona_at: float = 0.0
+    persona_at: int = 0
     interest: str | None = None
-    interest_at: float = 0.0
+    interest_at: int = 0
     journey: str = ""
-    journey_at: float = 0.0
-    # bounded collections (keep these last: the codec relies on scalars coming first)
+    journey_at: int = 0
+    # bounded collections
     anonymous_ids: list[str] = field(default_factory=list)
     views: list[View] = field(default_factory=list)
     affinity: dict[str, tuple[float, int]] = field(default_factory=dict)  # category: score, at
@@ -168,15 +168,15 @@ class CustomerState:
 class Limits(NamedTuple):
     """Bounds of the state's collections (from the rule file's ``settings.limits``)."""
 
-    views: int = 8
-    carts: int = 3
-    cart_items: int = 8
-    orders: int = 4
-    categories: int = 5
-    affinity: int = 6
-    changes: int = 4
-    sent: int = 8
-    anonymous_ids: int = 3
+    views: int = 5
+    carts: int = 2
+    cart_items: int = 6
+    orders: int = 3
+    categories: int = 4
+    affinity: int = 5
+    changes: int = 3
+    sent: int = 6
+    anonymous_ids: int = 2
 
 
 def copy_state(state: CustomerState) -> CustomerState:

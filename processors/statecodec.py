@@ -1,8 +1,16 @@
-"""Compact serialisation of :class:`~processors.state.CustomerState` (orjson of positional arrays).
+"""Compact serialisation of :class:`~processors.state.CustomerState`: orjson of positional arrays.
 
-Layout: ``[version, field, field, ...]`` in the order of :data:`_FIELDS`; nested records are
-arrays too (no key names), so a typical customer takes a few hundred bytes. Floats round-trip
-exactly (orjson writes the shortest repr), so ``decode(encode(s)) == s``.
+Layout: ``[version, last_seen, scalars..., products, collections...]``. No key names; the
+collections hold short arrays. Two tricks keep a typical customer well under 1 KB:
+
+- **relative times**: every time except ``last_seen`` is stored as ``last_seen - t`` (small
+  numbers; negative for future deadlines);
+- **a product table**: views and cart lines refer by index to one list of distinct
+  ``[product_id, name, category, price]`` entries, so a viewed-then-added product is stored once;
+- **topic aliases**: watermark keys name catalogue topics by index (``events.site:3`` is stored
+  as ``#0:3``; a topic prefix is kept). ``#`` cannot occur in a Kafka topic name.
+
+``decode_state(encode_state(s)) == s`` exactly (times are whole seconds; floats round-trip).
 """
 
 from __future__ import annotations
@@ -13,54 +21,98 @@ from typing import Any
 import orjson
 
 from processors.errors import StateDecodeError
-from processors.state import (
-    Cart,
-    Change,
-    CustomerState,
-    Deadline,
-    Item,
-    Order,
-    Sent,
-    View,
-)
+from processors.state import Cart, Change, CustomerState, Deadline, Item, Order, Sent, View
+from schemas.topics import ALL_TOPICS
 
-VERSION = 1
+VERSION = 2
 
 _CONTAINERS = (
     "anonymous_ids", "views", "affinity", "carts", "recent_orders", "categories", "changes",
     "deadlines", "sent", "watermarks",
 )
+_TIMES = frozenset({
+    "identified_at", "erased_at", "first_seen", "first_order_at", "last_order_at",
+    "last_open", "last_click", "engagement_at", "persona_at", "interest_at", "journey_at",
+})
 _SCALARS = tuple(
-    f.name for f in dataclasses.fields(CustomerState) if f.name not in _CONTAINERS
+    f.name for f in dataclasses.fields(CustomerState)
+    if f.name not in _CONTAINERS and f.name != "last_seen"
 )
-"""Plain fields, stored as they are, in declaration order, after the version."""
-assert [f.name for f in dataclasses.fields(CustomerState)] == [*_SCALARS, *_CONTAINERS]
+"""Plain fields in declaration order (after the version and last_seen)."""
+_LAST_SEEN_AT = [f.name for f in dataclasses.fields(CustomerState)].index("last_seen")
+_IS_TIME = tuple(name in _TIMES for name in _SCALARS)
+_DEFAULTS: tuple[Any, ...] = tuple(
+    f.default for f in dataclasses.fields(CustomerState) if f.name in _SCALARS
+)
+_DIMS = ("lifecycle", "interest", "journey")
+_DIM_INDEX = {d: i for i, d in enumerate(_DIMS)}
 
 
-def _cart_out(c: Cart) -> list[Any]:
-    return [c.cart_id, [list(i) for i in c.items.values()], c.created_at, c.updated_at,
-            c.checkout_at, c.fired, c.currency]
+_TOPICS = tuple(spec.name for spec in ALL_TOPICS)
 
 
-def _cart_in(raw: list[Any]) -> Cart:
-    items = {i[0]: Item(*i) for i in raw[1]}
-    return Cart(raw[0], items, raw[2], raw[3], raw[4], raw[5], raw[6])
+def _alias(key: str) -> str:
+    topic, sep, partition = key.rpartition(":")
+    for i, name in enumerate(_TOPICS):
+        if topic.endswith(name):
+            return f"{topic[: -len(name)]}#{i}{sep}{partition}"
+    return key
+
+
+def _unalias(key: str) -> str:
+    if "#" not in key:
+        return key
+    prefix, _, rest = key.partition("#")
+    index, sep, partition = rest.partition(":")
+    return f"{prefix}{_TOPICS[int(index)]}{sep}{partition}"
+
+
+class _Products:
+    """Distinct (product_id, name, category, price) entries, referred to by index."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[str, str, str, float], int] = {}
+
+    def ref(self, pid: str, name: str, category: str, price: float) -> int:
+        key = (pid, name, category, price)
+        found = self.index.get(key)
+        if found is None:
+            found = self.index[key] = len(self.index)
+        return found
 
 
 def encode_state(state: CustomerState) -> bytes:
     """Serialise ``state`` to compact JSON bytes (see the module docstring)."""
-    out: list[Any] = [VERSION]
-    out.extend(getattr(state, name) for name in _SCALARS)
+    base = state.last_seen
+    out: list[Any] = [VERSION, base]
+    for name, is_time, default in zip(_SCALARS, _IS_TIME, _DEFAULTS, strict=True):
+        value = getattr(state, name)
+        if is_time:  # unset (the default: None or 0) is stored as null
+            value = None if value == default else base - value
+        out.append(value)
+    products = _Products()
+    views = [[products.ref(v[0], v[1], v[2], v[3]), base - v[4]] for v in state.views]
+    carts = [
+        [c.cart_id, [[products.ref(i[0], i[1], i[2], i[3]), i[4]] for i in c.items.values()],
+         base - c.created_at, base - c.updated_at,
+         None if c.checkout_at is None else base - c.checkout_at, c.fired, c.currency]
+        for c in state.carts.values()
+    ]
+    out.append([list(p) for p in products.index])
     out.append(state.anonymous_ids)
-    out.append([list(v) for v in state.views])
-    out.append([[k, v[0], v[1]] for k, v in state.affinity.items()])
-    out.append([_cart_out(c) for c in state.carts.values()])
-    out.append([list(o) for o in state.recent_orders])
+    out.append(views)
+    out.append([[k, v[0], base - v[1]] for k, v in state.affinity.items()])
+    out.append(carts)
+    out.append([[o[0], o[1], base - o[2], o[3]] for o in state.recent_orders])
     out.append(state.categories)
-    out.append([list(c) for c in state.changes])
-    out.append([list(d) for d in state.deadlines])
-    out.append([list(s) for s in state.sent])
-    out.append(state.watermarks)
+    out.append(_changes_out(base, state.changes))
+    out.append([
+        [base - d[0], d[1], d[2], d[3]] if not d[4] and not d[5]
+        else [base - d[0], d[1], d[2], d[3], d[4], base - d[5]]
+        for d in state.deadlines
+    ])
+    out.append([[base - s[0], s[1], s[2], s[3]] for s in state.sent])
+    out.append({_alias(k): v for k, v in state.watermarks.items()})
     return orjson.dumps(out)
 
 
@@ -79,20 +131,67 @@ def decode_state(data: bytes) -> CustomerState:
         raise StateDecodeError(f"corrupt state: {type(exc).__name__}") from exc
 
 
+def _changes_out(base: int, changes: list[Change]) -> list[list[Any]]:
+    """Persona changes; ``from`` is left out (0) when it is the previous change's ``to``."""
+    last: dict[str, str | None] = {}
+    out = []
+    for c in changes:
+        implied = c.dimension in last and last[c.dimension] == c.from_persona
+        out.append([base - c.at, _DIM_INDEX[c.dimension], 0 if implied else c.from_persona,
+                    c.to_persona, c.rule_id])
+        last[c.dimension] = c.to_persona
+    return out
+
+
+def _changes_in(base: int, raw: list[list[Any]]) -> list[Change]:
+    last: dict[str, str | None] = {}
+    out = []
+    for at, dim_index, from_persona, to, rule_id in raw:
+        dim = _DIMS[dim_index]
+        if from_persona == 0:
+            from_persona = last[dim]
+        out.append(Change(base - at, dim, from_persona, to, rule_id))
+        last[dim] = to
+    return out
+
+
+def _deadline(base: int, d: list[Any]) -> Deadline:
+    if len(d) == 4:
+        return Deadline(base - d[0], d[1], d[2], d[3])
+    return Deadline(base - d[0], d[1], d[2], d[3], d[4], base - d[5])
+
+
+def _view(p: list[Any], at: int) -> View:
+    return View(p[0], p[1], p[2], p[3], at)
+
+
+def _item(p: list[Any], quantity: int) -> Item:
+    return Item(p[0], p[1], p[2], p[3], quantity)
+
+
 def _build(raw: list[Any]) -> CustomerState:
-    n = len(_SCALARS) + 1
-    anon, views, affinity, carts, orders, cats, changes, deadlines, sent, marks = raw[n:]
-    args = [
-        *raw[1:n],
-        anon,
-        [View(*v) for v in views],
-        {a[0]: (a[1], a[2]) for a in affinity},
-        {c[0]: _cart_in(c) for c in carts},
-        [Order(*o) for o in orders],
-        cats,
-        [Change(*c) for c in changes],
-        [Deadline(*d) for d in deadlines],
-        [Sent(*s) for s in sent],
-        marks,
+    base: int = raw[1]
+    n = len(_SCALARS) + 2
+    scalars: list[Any] = [
+        (default if v is None else base - v) if is_time else v
+        for v, is_time, default in zip(raw[2:n], _IS_TIME, _DEFAULTS, strict=True)
     ]
-    return CustomerState(*args)
+    (products, anon, views, affinity, carts, orders, cats, changes, deadlines, sent,
+     marks) = raw[n:]
+    scalars.insert(_LAST_SEEN_AT, base)
+    st = CustomerState(*scalars)
+    st.anonymous_ids = anon
+    st.views = [_view(products[v[0]], base - v[1]) for v in views]
+    st.affinity = {a[0]: (a[1], base - a[2]) for a in affinity}
+    st.carts = {
+        c[0]: Cart(c[0], {products[i[0]][0]: _item(products[i[0]], i[1]) for i in c[1]},
+                   base - c[2], base - c[3], None if c[4] is None else base - c[4], c[5], c[6])
+        for c in carts
+    }
+    st.recent_orders = [Order(o[0], o[1], base - o[2], o[3]) for o in orders]
+    st.categories = cats
+    st.changes = _changes_in(base, changes)
+    st.deadlines = [_deadline(base, d) for d in deadlines]
+    st.sent = [Sent(base - s[0], s[1], s[2], s[3]) for s in sent]
+    st.watermarks = {_unalias(k): v for k, v in marks.items()}
+    return st

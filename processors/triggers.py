@@ -1,6 +1,7 @@
 """Trigger rules: which fired deadlines and persona entries become email triggers, and when.
 
-Arbitration, for the candidates of one input (highest priority first):
+Arbitration, for the candidates of one input (highest priority first; when two steps of one
+episode compete, e.g. a deferred 1 h cart reminder and the 24 h one, only the later step goes):
 
 1. **blocked** (dropped, reported in ``Outcome.skipped``): an erased customer or no known
    email address; for marketing triggers also withdrawn consent (or none, with
@@ -24,6 +25,7 @@ Trigger ids are ``blake2b(customer, rule, episode, step)``: re-emitting gives th
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 from processors.deadlines import Fired, schedule, still_valid
@@ -109,12 +111,19 @@ class TriggerRules:
         decision = Decision([], [])
         if not cands:
             return decision
+        latest: dict[tuple[str, str], int] = {}
+        for c in cands:
+            key = (c.rule.id, c.episode)
+            latest[key] = max(latest.get(key, 0), c.step)
         seen: set[tuple[str, str, int]] = set()
         for cand in sorted(cands, key=lambda c: (-c.rule.priority, c.rule.id, c.episode, c.step)):
-            key = (cand.rule.id, cand.episode, cand.step)
-            if key in seen:
+            key3 = (cand.rule.id, cand.episode, cand.step)
+            if key3 in seen:
                 continue
-            seen.add(key)
+            seen.add(key3)
+            if cand.step < latest[(cand.rule.id, cand.episode)]:
+                decision.skipped.append((cand.rule.trigger_type, "superseded"))
+                continue
             self._decide(st, cand, customer_id, now, cause, decision)
         return decision
 
@@ -177,7 +186,7 @@ class TriggerRules:
 
     def _record(self, st: CustomerState, rule: TriggerRule, at: float, now: float) -> None:
         sent = [x for x in st.sent if x.at > now - WEEK]
-        sent.append(Sent(at, rule.trigger_type, rule.priority, rule.marketing))
+        sent.append(Sent(math.ceil(at), rule.trigger_type, rule.priority, rule.marketing))
         sent.sort()
         limit = self.rules.settings.limits.sent
         while len(sent) > limit:

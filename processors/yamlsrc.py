@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from processors.errors import RuleError
+from processors.errors import RuleError, RuleErrors
 
 Path_ = tuple[str | int, ...]
 
@@ -40,7 +40,7 @@ def _walk(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
 
 
 def parse_yaml(text: str, file: str) -> Source:
-    """Parse ``text`` (safe loader: no object tags); raises :class:`RuleError` with the line."""
+    """Parse ``text`` (safe loader: no object tags); raises :class:`RuleErrors` with the line."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -48,9 +48,10 @@ def parse_yaml(text: str, file: str) -> Source:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise RuleError(f"invalid YAML: {exc.problem or exc}", file=file, line=line) from exc
+        error = RuleError(f"invalid YAML: {exc.problem or exc}", file=file, line=line)
+        raise RuleErrors([error]) from exc
     except yaml.YAMLError as exc:
-        raise RuleError(f"invalid YAML: {exc}", file=file) from exc
+        raise RuleErrors([RuleError(f"invalid YAML: {exc}", file=file)]) from exc
     finally:
         loader.dispose()
     lines: dict[Path_, int] = {}
@@ -60,9 +61,10 @@ def parse_yaml(text: str, file: str) -> Source:
 
 
 def read_yaml(path: Path) -> Source:
-    """Read and parse a YAML file; a missing or unreadable file is a :class:`RuleError`."""
+    """Read and parse a YAML file; a missing or unreadable file is a :class:`RuleErrors`."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise RuleError(f"cannot read rule file: {exc.strerror}", file=str(path)) from exc
+        error = RuleError(f"cannot read rule file: {exc.strerror}", file=str(path))
+        raise RuleErrors([error]) from exc
     return parse_yaml(text, str(path))

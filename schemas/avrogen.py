@@ -173,7 +173,9 @@ def drift() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry: ``--write`` regenerates the files, ``--check`` reports drift."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="write the .avsc files")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the .avsc files")
+    mode.add_argument("--check", action="store_true", help="report drift, exit 1 (default)")
     args = parser.parse_args(argv)
     if args.write:
         for event_type in EVENT_TYPES:

@@ -154,12 +154,16 @@ class ConfluentRegistry:
         if found is not None:
             return found
         body = self._call("GET", f"/schemas/ids/{schema_id}", None, missing_id=schema_id)
-        schema = json.loads(body["schema"])
+        schema = _avro_schema_of(schema_id, body)
         name = _full_name_of(schema)
         event_type = EVENT_BY_FULL_NAME.get(name)
         if event_type is None:
             raise UnknownSchemaId(f"schema id {schema_id} is record {name!r}, not an event")
-        found = WriterSchema(schema_id, event_type, parse_schema(schema))
+        try:
+            parsed = parse_schema(schema)
+        except Exception as exc:  # fastavro raises several types on invalid schemas
+            raise UnknownSchemaId(f"schema id {schema_id} is not a valid Avro schema") from exc
+        found = WriterSchema(schema_id, event_type, parsed)
         with self._lock:
             self._writers[schema_id] = found
         return found
@@ -192,6 +196,17 @@ def _http_error(
     if exc.code == 404 and missing_id is not None:
         return UnknownSchemaId(f"schema id {missing_id} is not in the schema registry")
     return RegistryRejected(f"schema registry {method} {path}: HTTP {exc.code}")
+
+
+def _avro_schema_of(schema_id: int, body: dict[str, Any]) -> Any:
+    """The Avro schema in a ``GET /schemas/ids/{id}`` answer; other schema types are unknown."""
+    if body.get("schemaType", "AVRO") != "AVRO":
+        raise UnknownSchemaId(f"schema id {schema_id} is a {body['schemaType']} schema, not Avro")
+    text = body.get("schema")
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError as exc:
+        raise UnknownSchemaId(f"schema id {schema_id} is not valid JSON") from exc
 
 
 def _full_name_of(schema: Any) -> str:

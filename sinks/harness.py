@@ -127,6 +127,7 @@ class Env:
             "backoff_max_s": 0.5,
             "http_port": 0,
             "defer_poll_s": 0.2,
+            "session_timeout_ms": 3000,
         }
         base.update(fields)
         return SinkSettings(**base)

@@ -103,6 +103,7 @@ class SinkService:
         self.ready = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.handled = 0
+        self.assigned: set[tuple[str, int]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,7 +124,12 @@ class SinkService:
         self.consumer = ThreadedConsumer(
             self.wiring.bootstrap,
             self.settings.group_id,
-            **{"client.id": self.instance, **self.wiring.consumer_overrides},
+            **{
+                "client.id": self.instance,
+                "session.timeout.ms": self.settings.session_timeout_ms,
+                "heartbeat.interval.ms": max(300, self.settings.session_timeout_ms // 6),
+                **self.wiring.consumer_overrides,
+            },
         )
         self.consumer.consumer.subscribe(
             [self.triggers_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -226,6 +232,7 @@ class SinkService:
             log.warning("offset commit failed (records will be redelivered): %r", exc)
 
     def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
         log.info("assigned %s", sorted(p.partition for p in partitions))
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -240,6 +247,7 @@ class SinkService:
         if ready:
             self._commit_sync(ready)
         self.tracker.forget(revoked)
+        self.assigned -= revoked
 
     async def _drain(self, revoked: set[tuple[str, int]]) -> None:
         tasks = [t for t, tp in self.tasks.items() if tp in revoked]

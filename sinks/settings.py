@@ -60,6 +60,9 @@ class SinkSettings(BaseSettings):
         default="personaflow-sink-suppression",
         description="consumer group of the suppression feed (identity + engagement)",
     )
+    session_timeout_ms: int = Field(
+        default=6000, ge=1000, description="consumer group session timeout (Kafka)"
+    )
     concurrency: int = Field(default=64, ge=1, description="triggers processed at once")
     max_attempts: int = Field(default=5, ge=1, description="ESP attempts before dead letter")
     backoff_base_s: float = Field(default=0.5, gt=0, description="first retry delay")

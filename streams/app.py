@@ -23,6 +23,8 @@ import faust
 from streams.clock import make_clock
 from streams.domain import Domain, load_domain
 from streams.faust_tables import FaustTables
+from streams.intake import BatchIntake
+from streams.producer import BatchProducer
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.web import register_views
@@ -87,7 +89,8 @@ def create_app(
     identity = app.Table(
         "identity", partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
-    tables = FaustTables(app, customers, identity, single_tail=settings.changelog_single_tail)
+    producer = BatchProducer(bootstrap)
+    tables = FaustTables(customers, identity, producer, single_tail=settings.changelog_single_tail)
     worker = StreamWorker(app, settings, domain, make_clock(settings.clock, settings.clock_speed),
                           tables)  # fmt: skip
     app.personaflow = worker  # type: ignore[attr-defined]
@@ -103,13 +106,20 @@ def _register_agent(app: faust.App, settings: StreamSettings, worker: StreamWork
     channel = app.topic(*names, key_type=bytes, value_type=bytes, internal=False)
 
     async def customers_agent(stream: Any) -> None:
-        """Every co-partitioned input, in batches, through the processor."""
+        """Every co-partitioned input, in batches, through the processor.
+
+        With the batch intake (default) records never reach this stream: the agent only
+        declares the subscription; :class:`streams.intake.BatchIntake` feeds the worker."""
         async for events in stream.take_events(
             settings.batch_max_events, within=settings.batch_within_s
         ):
             await worker.handle(events)
 
     app.agent(channel, name="customers")(customers_agent)
+    if settings.intake == "batch":
+        intake = BatchIntake(app, set(names), worker.handle, settings.batch_max_events)
+        intake.install()
+        app.task(intake.run)
 
     async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         worker.on_revoked()

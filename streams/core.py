@@ -15,7 +15,9 @@ Per record, by topic:
 
 Failures: a payload that does not decode, or any exception while processing a record, turns
 that record into a dead letter (with its reason) and the batch goes on; only retriable errors
-(the schema registry is down) abort the batch, to be retried whole.
+(the schema registry is down) abort the batch, to be retried whole. The engine updates states
+in place: a record whose processing raised keeps whatever the engine changed before raising
+(engine exceptions are bugs; the dead letter keeps the record for a re-publish after a fix).
 
 Ordering contract for the caller (what makes a crash at any instant lose nothing): produce
 :attr:`BatchEffects.outputs` and wait for the acks, then persist :attr:`BatchEffects.writes`,
@@ -225,16 +227,14 @@ class CustomerProcessor:
         slot = self._load(batch, target, record)
         now = self.clock.at(event_time)
         outputs: list[OutRecord] = []
-        state = self._catch_up(slot.state, target, now, record, outputs, batch.tally)
-        outcome = self.engine.apply(state, target, event, self._ref(record), now)
+        # the engine also fires deadlines already due at `now` before applying the event
+        outcome = self.engine.apply(slot.state, target, event, self._ref(record), now)
         self._collect(outcome, record, outputs, batch.tally)
-        if outcome.applied:
-            batch.tally.events[event.type] += 1  # type: ignore[attr-defined]
-        changed = outcome.applied or state is not slot.state
         requests = self._alias_requests(batch, event, target, now, record)
         batch.outputs.extend(outputs)
         batch.outputs.extend(requests)
-        if changed:
+        if outcome.applied:
+            batch.tally.events[event.type] += 1  # type: ignore[attr-defined]
             slot.state = outcome.state
             slot.dirty = True
 
@@ -265,25 +265,6 @@ class CustomerProcessor:
         return self.domain.input_ref(
             self.topics.catalogue_name(record.topic), record.partition, record.offset
         )
-
-    def _catch_up(
-        self,
-        state: Any,
-        key: str,
-        now: float,
-        record: InRecord,
-        outputs: list[OutRecord],
-        tally: BatchTally,
-    ) -> Any:
-        """Fire deadlines already due before applying an event (the same order as replay)."""
-        if state is None:
-            return None
-        due = self.engine.next_due(state)
-        if due is None or due > now:
-            return state
-        outcome = self.engine.tick(state, key, now, None)
-        self._collect(outcome, record, outputs, tally)
-        return outcome.state
 
     def _alias_requests(
         self, batch: _Batch, event: Envelope, target: str, now: float, record: InRecord
@@ -361,7 +342,7 @@ class CustomerProcessor:
         batch.outputs.extend(outputs)
         if due is not None and outcome.triggers:
             batch.tally.deadline_lag.append(max(0.0, self.clock.now() - float(due)))
-        if outcome.applied or outcome.state is not slot.state:
+        if outcome.applied:
             slot.state = outcome.state
             slot.dirty = True
 

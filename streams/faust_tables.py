@@ -1,66 +1,76 @@
-"""Reading and writing Faust tables from a batch (outside per-event stream iteration).
+"""Batch-wise reads and writes of the worker's Faust tables (customers, identity).
 
-Faust binds a table write to "the current event": its partition picks the changelog partition
-and the local RocksDB partition. A batch holds many events, so each read and write here runs
-with the current event set to a record of the key's own partition (the record the key was
-processed for), which is exactly what per-event iteration would have done.
+Faust binds table writes to "the current event" and sends one changelog record per write
+through its aiokafka producer; inside a batch that is both impossible (no current event) and
+slow. Here a batch's writes go straight to the table's local store partition (the partition of
+the record the key was processed for: the key's own partition, since every input is
+co-partitioned) and to the table's changelog topic, same partition, through the worker's
+librdkafka producer; the store's persisted changelog offset is then advanced, exactly what
+Faust records itself. Faust still owns everything else: changelog topics, partition
+assignment, standby replicas and recovery of the store from the changelog after a restart.
 
 Brokers that report a partition's end offset as the first offset of its last batch (Tansu)
-make Faust's table recovery stop early. With ``single_tail`` the last changelog record of each
-partition in a batch is written on its own, after the others were flushed, so every batch of
-a changelog ends with a one-record batch and recovery reads everything.
+make Faust's recovery stop early. With ``single_tail`` the last changelog record of each
+partition in a batch is produced alone after the others were acknowledged, so every batch
+written to a changelog ends with a one-record batch and recovery reads everything.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from faust.streams import _current_event
+from faust.types import TP
 
+from streams.producer import BatchProducer
 from streams.records import InRecord, Space, Write
 
 _FAUST_META = b"__faust"
 
 
-@contextmanager
-def as_current(token: Any) -> Iterator[None]:
-    """Run the block as if ``token`` (a Faust event) were the event being processed."""
-    reset = _current_event.set(weakref.ref(token) if token is not None else None)
-    try:
-        yield
-    finally:
-        _current_event.reset(reset)
-
-
 class FaustTables:
     """The customers and identity tables of one worker, read and written batch-wise."""
 
-    def __init__(self, app: Any, customers: Any, identity: Any, *, single_tail: bool) -> None:
-        self.app = app
+    def __init__(
+        self, customers: Any, identity: Any, producer: BatchProducer, *, single_tail: bool
+    ) -> None:
         self.tables: dict[Space, Any] = {"customers": customers, "identity": identity}
+        self.producer = producer
         self.single_tail = single_tail
+
+    def _changelog(self, space: Space) -> str:
+        return str(self.tables[space].changelog_topic.get_topic_name())
 
     def read(self, space: Space, key: str, source: InRecord) -> bytes | None:
         """The stored value of ``key`` (in ``source``'s partition), or ``None``."""
-        with as_current(source.token):
-            value = self.tables[space].get(key.encode())
+        store = self.tables[space].data
+        dbs = getattr(store, "_dbs", None)
+        if dbs is None:
+            value = store.data.get(key.encode())
+        else:
+            value = store._db_for_partition(source.partition).get(key.encode())
+        return None if value is None else bytes(value)
+
+    def get_any(self, space: Space, key: str) -> bytes | None:
+        """The stored value of ``key`` in whichever local partition holds it."""
+        value = self.tables[space].data._get(key.encode())
         return None if value is None else bytes(value)
 
     async def persist(self, writes: list[Write]) -> None:
-        """Apply ``writes`` to the tables (local store + changelog) and wait for the changelog."""
+        """Write to the local stores and the changelogs; returns once the changelog acked."""
         if not writes:
             return
+        if not self.producer.track:
+            self.track_changelogs()
         head, tail = self._split(writes)
         for write in head:
             self._apply(write)
         if tail:
-            await self.app.producer.flush()
+            await self.producer.flush()
             for write in tail:
                 self._apply(write)
-        await self.app.producer.flush()
+        await self.producer.flush()
+        self._advance_offsets()
 
     def _split(self, writes: list[Write]) -> tuple[list[Write], list[Write]]:
         if not self.single_tail:
@@ -74,25 +84,46 @@ class FaustTables:
         return head, tail
 
     def _apply(self, write: Write) -> None:
-        table = self.tables[write.space]
+        store = self.tables[write.space].data
         key = write.key.encode()
-        with as_current(write.source.token):
+        partition = write.source.partition
+        dbs = getattr(store, "_dbs", None)
+        if dbs is None:
             if write.value is None:
-                if key in table:
-                    del table[key]
+                store.data.pop(key, None)
             else:
-                table[key] = write.value
+                store.data[key] = write.value
+        else:
+            db = store._db_for_partition(partition)
+            if write.value is None:
+                db.delete(key)
+            else:
+                db.put(key, write.value)
+                store._key_index[key] = partition
+        self.producer.produce(self._changelog(write.space), key, write.value, partition)
+
+    def _advance_offsets(self) -> None:
+        highest: dict[tuple[str, int], int] = {}
+        for topic, partition, offset in self.producer.acked():
+            if offset > highest.get((topic, partition), -1):
+                highest[(topic, partition)] = offset
+        by_topic = {self._changelog(space): space for space in self.tables}
+        for (topic, partition), offset in highest.items():
+            store = self.tables[by_topic[topic]].data
+            store.set_persisted_offset(TP(topic, partition), offset)
+
+    def track_changelogs(self) -> None:
+        """Collect acknowledged changelog offsets (call once the tables are set up)."""
+        self.producer.track.update(self._changelog(space) for space in self.tables)
 
     def items(self, space: Space, partition: int) -> Iterator[tuple[str, bytes]]:
         """Every (key, value) stored locally for ``partition`` of a table."""
         store = self.tables[space].data
-        dbs = getattr(store, "_dbs", None)
-        if dbs is None:  # memory store: not partitioned locally
-            for key, value in list(getattr(store, "data", {}).items()):
+        if getattr(store, "_dbs", None) is None:  # memory store: not partitioned locally
+            for key, value in list(store.data.items()):
                 yield _text(key), bytes(value)
             return
-        db = store._db_for_partition(partition)
-        for key, value in db.items():
+        for key, value in store._db_for_partition(partition).items():
             if bytes(key).startswith(_FAUST_META):  # Faust's own offset bookkeeping
                 continue
             yield _text(key), bytes(value)

@@ -61,6 +61,14 @@ class StreamSettings(Settings):
     batch_within_s: float = Field(
         default=0.02, gt=0, description="longest wait to fill a batch before processing it"
     )
+    intake: Literal["batch", "take"] = Field(
+        default="batch",
+        description=(
+            "how records reach the processor: batch (fetched batches handed over directly, "
+            "bypassing Faust's per-event stream path: fastest) or take (a Faust agent with "
+            "stream.take_events: Faust's own path, slower)"
+        ),
+    )
     max_poll_records: int = Field(default=2000, ge=1, description="records per consumer fetch")
     clock: ClockMode = Field(
         default="wall",

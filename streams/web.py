@@ -52,13 +52,12 @@ def register_views(app: Any, worker: StreamWorker) -> None:
 
 def customer_view(worker: StreamWorker, customer_id: str) -> dict[str, Any] | None:
     """What the ``/customers/{id}`` view shows, or ``None`` if this worker has no state."""
-    table = worker.tables.tables["customers"]
-    raw = table.get(customer_id.encode())
+    raw = worker.tables.get_any("customers", customer_id)
     if raw is None:
         return None
-    state = worker.domain.decode_state(bytes(raw))
+    state = worker.domain.decode_state(raw)
     data = describe(state)
-    history = data.get("history") or data.get("changes") or []
+    history = [_change(change) for change in getattr(state, "changes", [])]
     return {
         "customer_id": customer_id,
         "persona": data.get("persona"),
@@ -68,3 +67,8 @@ def customer_view(worker: StreamWorker, customer_id: str) -> dict[str, Any] | No
         "persona_history": history,
         "state": data,
     }
+
+
+def _change(change: Any) -> Any:
+    """One persona change (named fields when the engine gives a named tuple)."""
+    return change._asdict() if hasattr(change, "_asdict") else change

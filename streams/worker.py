@@ -59,13 +59,23 @@ class StreamWorker:
     # ------------------------------------------------------------------ batches
 
     async def handle(self, events: Sequence[Any]) -> None:
-        """Process one batch of Faust events; returns once every effect is durable."""
+        """Process one batch of Faust events or messages; returns once every effect is durable
+        (the caller acknowledges the inputs after that)."""
         started = time.perf_counter()
         records = [_record(event) for event in events]
         effects = await self._process(records)
+        t1 = time.perf_counter()
         try:
             await self.send(effects.outputs)
+            t2 = time.perf_counter()
             await self.tables.persist(effects.writes)
+            t3 = time.perf_counter()
+            log.debug(
+                "batch records=%d outputs=%d writes=%d process=%.1fms send=%.1fms "
+                "persist=%.1fms",
+                len(records), len(effects.outputs), len(effects.writes),
+                (t1 - started) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
+            )  # fmt: skip
         except BaseException:
             self.processor.invalidate()  # the cache may hold states that were not persisted
             raise
@@ -89,15 +99,11 @@ class StreamWorker:
         """Produce ``outputs`` and wait until the broker acknowledged all of them."""
         if not outputs:
             return
-        producer = self.app.producer
-        pending = []
+        producer = self.tables.producer
         for i, out in enumerate(outputs):
             partition = partitions[i] if partitions is not None else None
-            headers = out.headers or None
-            pending.append(
-                await producer.send(out.topic, out.key, out.value, partition, None, headers)
-            )
-        await asyncio.gather(*pending)
+            producer.produce(out.topic, out.key, out.value, partition, out.headers)
+        await producer.flush()
 
     # ------------------------------------------------------------------ ticker
 
@@ -169,7 +175,8 @@ class StreamWorker:
 
 
 def _record(event: Any) -> InRecord:
-    message = event.message
+    """An :class:`InRecord` of a Faust event or message."""
+    message = getattr(event, "message", event)
     headers = message.headers or ()
     if isinstance(headers, dict):
         headers = headers.items()
@@ -181,5 +188,5 @@ def _record(event: Any) -> InRecord:
         value=message.value,
         timestamp=message.timestamp or 0.0,
         headers=tuple((str(k), bytes(v)) for k, v in headers),
-        token=event,
+        token=message,
     )

@@ -80,15 +80,18 @@ def patches(digest: str) -> list[dict[str, Any]]:
     ]
 
 
+def _dump(docs: list[dict[str, Any]]) -> str:
+    src = "deploy/k8s/config and sinks/templates"
+    body = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=100)
+    return HEADER.format(src=src) + body
+
+
 def render() -> dict[Path, str]:
     """File path -> content of every generated file."""
     maps = configmaps()
-    dump = {"sort_keys": False, "default_flow_style": False, "width": 100}
-    src = "deploy/k8s/config and sinks/templates"
     return {
-        OUT / "configmaps.yaml": HEADER.format(src=src) + yaml.safe_dump_all(maps, **dump),
-        OUT / "patches.yaml": HEADER.format(src=src)
-        + yaml.safe_dump_all(patches(config_hash(maps)), **dump),
+        OUT / "configmaps.yaml": _dump(maps),
+        OUT / "patches.yaml": _dump(patches(config_hash(maps))),
     }
 
 

@@ -5,8 +5,10 @@ Heavy imports (Kafka clients, the generator) happen inside the commands so ``--h
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Annotated, Any
 
@@ -53,21 +55,20 @@ def _print_exports(endpoints: Any) -> None:
         console.print(f"  export {name}={value}", highlight=False, soft_wrap=True)
 
 
-def _wait_for_signal() -> None:
-    """Block until Ctrl-C or SIGTERM."""
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM while the block runs."""
     stop = threading.Event()
 
     def _handler(_sig: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, _handler)
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dev_app.command("up")
@@ -103,9 +104,11 @@ def dev_up(
     if detach:
         console.print("Running in the background; stop it with `personaflow dev down`.")
         return
-    console.print("Press Ctrl-C to stop.")
     try:
-        _wait_for_signal()
+        with _stop_signals() as stop:
+            console.print("Press Ctrl-C to stop.")
+            while not stop.wait(0.5):
+                pass
     finally:
         stack.stop()
         console.print("Local stack stopped.")

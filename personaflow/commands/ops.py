@@ -73,13 +73,6 @@ def _origin(letter: DeadLetterRecord) -> str:
     return f"{topic}[{partition}]@{offset}"
 
 
-def _payload_text(payload: bytes) -> str:
-    try:
-        return payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return "0x" + payload.hex()
-
-
 @dlq_app.command("list")
 def list_command(
     topic: TopicOption = DlqTopic.EVENTS,
@@ -91,6 +84,8 @@ def list_command(
     """List dead letters: reference, reason, error type, origin, size, re-publish status."""
     from rich.console import Console
     from rich.table import Table
+
+    from personaflow.dlq import payload_text
 
     snapshot = _read(topic)
     console = Console()
@@ -107,7 +102,7 @@ def list_command(
         console.print(f"{count:>7}  {reason}", markup=False, highlight=False)
     if show_payload:
         for letter in newest:
-            console.print(f"{letter.ref}: {_payload_text(letter.payload)}", markup=False)
+            typer.echo(f"{letter.ref}: {payload_text(letter.payload)}")
 
 
 @dlq_app.command("show")
@@ -119,7 +114,7 @@ def show_command(
     ] = False,
 ) -> None:
     """Show one dead letter: every header, origin, key size and re-publish status."""
-    from personaflow.dlq import DlqError, DlqRef
+    from personaflow.dlq import DlqError, DlqRef, payload_text
 
     snapshot = _read(topic)
     try:
@@ -139,7 +134,7 @@ def show_command(
     lines += [f"header       {name}: {value!r}" for name, value in sorted(letter.headers.items())]
     typer.echo("\n".join(lines))
     if show_payload:
-        typer.echo(_payload_text(letter.payload))
+        typer.echo(payload_text(letter.payload))
 
 
 def _print_report(report: RepublishReport) -> None:

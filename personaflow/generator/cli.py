@@ -66,6 +66,34 @@ def _summary(stats: PublishStats, target: str) -> None:
         console.print(f"  [red]{error}[/red]: {count}")
 
 
+def _input_event(line: bytes) -> Envelope:
+    from schemas.codec import decode_json
+    from schemas.errors import DecodeError
+
+    event = decode_json(line)
+    if not isinstance(event, Envelope):
+        raise DecodeError(f"{event.__class__.__name__} is not an input event", line)
+    return event
+
+
+def read_jsonl(path: Path) -> list[Envelope]:
+    """Every event of a JSONL file, validated; a bad line stops with its line number."""
+    from schemas.errors import DecodeError
+
+    events: list[Envelope] = []
+    number = 0
+    try:
+        with path.open("rb") as lines:
+            for number, line in enumerate(lines, 1):  # noqa: B007 - reported on error
+                if line.strip():
+                    events.append(_input_event(line))
+    except OSError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--replay") from exc
+    except DecodeError as exc:
+        raise typer.BadParameter(f"{path}:{number}: {exc.reason}", param_hint="--replay") from exc
+    return events
+
+
 def _bootstrap(settings: Settings, prefix: str, create_topics: bool) -> str:
     from personaflow.admin import create_topics as provision
     from personaflow.devstack import resolve_endpoints
@@ -98,6 +126,9 @@ def generate(
     create_topics: Annotated[
         bool, typer.Option("--create-topics", help="provision missing topics first")
     ] = False,
+    replay: Annotated[
+        Path | None, typer.Option("--replay", help="publish the events of a JSONL file instead")
+    ] = None,
 ) -> None:
     """Generate seeded synthetic shoppers' events; publish them as Avro or write JSONL."""
     from personaflow.devstack import StackNotRunning
@@ -105,7 +136,11 @@ def generate(
     from personaflow.kafka import KafkaClientError
 
     settings = Settings()
-    stream = _events(seed, customers, events, _parse_start(start), time_mode)
+    if replay is not None:
+        loaded = read_jsonl(replay)
+        stream, events = iter(loaded), len(loaded)
+    else:
+        stream = _events(seed, customers, events, _parse_start(start), time_mode)
     topic_prefix = settings.topic_prefix if prefix is None else prefix
     with ProgressBar(events) as report:
         try:

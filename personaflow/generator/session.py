@@ -72,10 +72,11 @@ def _browse(s: Shopper) -> None:
 
 def _revisit(s: Shopper) -> m.Product | None:
     """Sometimes look again at something seen in the last 48 hours."""
-    recent = [p for p, at in s.viewed if s.clock - at < timedelta(hours=48)]
-    if recent and s.rng.random() < 0.3:
-        return s.rng.choice(recent)
-    return None
+    if s.rng.random() >= 0.3:
+        return None
+    since = s.clock - timedelta(hours=48)
+    recent = [p for p, at in s.viewed if at > since]
+    return s.rng.choice(recent) if recent else None
 
 
 def _view(s: Shopper, product: m.Product) -> None:

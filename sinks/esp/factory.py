@@ -9,11 +9,15 @@ from sinks.settings import EspKind, SinkSettings
 
 def make_adapter(settings: SinkSettings) -> EspAdapter:
     """The adapter for ``settings.esp`` (outbox, smtp or http)."""
-    if settings.esp is EspKind.OUTBOX:
+    try:
+        kind = EspKind(settings.esp)
+    except ValueError as exc:
+        raise ConfigError(f"unknown ESP kind {settings.esp!r}") from exc
+    if kind is EspKind.OUTBOX:
         from sinks.esp.outbox import OutboxAdapter
 
         return OutboxAdapter(settings.outbox_dir)
-    if settings.esp is EspKind.SMTP:
+    if kind is EspKind.SMTP:
         from sinks.esp.smtp import SmtpAdapter
 
         return SmtpAdapter(
@@ -22,7 +26,7 @@ def make_adapter(settings: SinkSettings) -> EspAdapter:
             connections=settings.smtp_connections,
             timeout=settings.esp_timeout_s,
         )
-    if settings.esp is EspKind.HTTP:
+    if kind is EspKind.HTTP:
         from sinks.esp.http import HttpAdapter
 
         return HttpAdapter(

@@ -126,3 +126,17 @@ def test_cli_generate_rate_limits(kafka_bootstrap, unique, make_topics):
     assert result.returncode == 0, result.stderr
     seconds = float(result.stderr.split(" in ")[1].split("s ")[0])
     assert seconds >= 60 / 40 - 0.1
+
+
+def test_cli_replay_publishes_a_jsonl_file(kafka_bootstrap, unique, make_topics, consume,
+                                           tmp_path):  # fmt: skip
+    make_topics(unique)
+    out = tmp_path / "history.jsonl"
+    assert _generate(kafka_bootstrap, unique, "-n", "300", "--out", str(out)).returncode == 0
+    result = _generate(kafka_bootstrap, unique, "--replay", str(out))
+    assert result.returncode == 0, result.stderr
+    records = consume([spec.full_name(unique) for spec in INPUT_TOPICS], 300)
+    decoded, errors = decode_batch(m.value() for m in records)
+    assert errors == [] and len(decoded) == 300
+    written = [line for line in out.read_text().splitlines() if line]
+    assert sorted(e.model_dump_json() for e in decoded) == sorted(written)

@@ -36,6 +36,7 @@ class FakeRegistry:
 
     schemas: dict[int, str] = field(default_factory=dict)
     subjects: dict[str, list[int]] = field(default_factory=dict)
+    schema_types: dict[int, str] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     fail_with: int | None = None
     next_id: int = 100
@@ -83,6 +84,9 @@ class FakeRegistry:
         if text is None:
             return web.json_response({"error_code": 40403, "message": "Schema not found"},
                                      status=404)
+        sid = int(request.match_info["sid"])
+        if sid in self.schema_types:
+            return web.json_response({"schema": text, "schemaType": self.schema_types[sid]})
         return web.json_response({"schema": text})
 
 
@@ -161,6 +165,18 @@ def test_unknown_id_is_a_permanent_error(fake_registry: tuple[str, FakeRegistry]
     assert info.value.retriable is False
     assert info.value.raw == data
     assert "12345" in info.value.reason
+
+
+def test_ids_of_foreign_schemas_are_unknown(fake_registry: tuple[str, FakeRegistry]) -> None:
+    url, state = fake_registry
+    state.schemas[7] = 'syntax = "proto3"; message A {}'
+    state.schema_types[7] = "PROTOBUF"
+    state.schemas[8] = json.dumps({"type": "record", "name": "com.other.Thing", "fields": []})
+    codec = Codec(ConfluentRegistry(url))
+    with pytest.raises(UnknownSchemaId, match="PROTOBUF"):
+        codec.decode(b"\x00\x00\x00\x00\x07rest")
+    with pytest.raises(UnknownSchemaId, match=r"com\.other\.Thing"):
+        codec.decode(b"\x00\x00\x00\x00\x08rest")
 
 
 def test_server_errors_are_retriable(fake_registry: tuple[str, FakeRegistry]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -174,3 +175,18 @@ def test_redis_restart_keeps_its_port(tmp_path):
         assert server.port == port and redis.Redis.from_url(server.url).ping()
     finally:
         server.stop()
+
+
+def test_a_taken_port_is_retried_on_a_fresh_one(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        stack = LocalStack(_settings(tmp_path))
+        stack.redis.port = taken
+        try:
+            endpoints = stack.start()
+            assert stack.redis.port != taken
+            assert redis.Redis.from_url(endpoints.redis_url).ping() is True
+        finally:
+            stack.stop()

@@ -122,11 +122,11 @@ def command_list(value: Any) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
+def compose() -> Any:
     return yaml.safe_load(COMPOSE.read_text())
 
 
-def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _services(compose: dict[str, Any]) -> Any:
     return compose["services"]
 
 

@@ -134,7 +134,7 @@ def build(kustomization: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def kustomization() -> dict[str, Any]:
+def kustomization() -> Any:
     return yaml.safe_load((K8S / "kustomization.yaml").read_text())
 
 
@@ -148,7 +148,7 @@ def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return doc
 
 
-def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+def pod_spec(doc: dict[str, Any]) -> Any:
     return doc["spec"]["template"]["spec"]
 
 
@@ -209,7 +209,7 @@ def test_keda_scales_the_worker_statefulset_on_lag_within_partitions(docs):
     assert trigger["metadata"]["allowIdleConsumers"] == "false"
 
 
-def _container(doc: dict[str, Any]) -> dict[str, Any]:
+def _container(doc: dict[str, Any]) -> Any:
     [container] = pod_spec(doc)["containers"]
     return container
 

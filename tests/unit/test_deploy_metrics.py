@@ -52,7 +52,8 @@ def _labels(call: ast.Call) -> set[str]:
         if keyword.arg == "labelnames":
             node = keyword.value
     if isinstance(node, ast.List | ast.Tuple):
-        return {e.value for e in node.elts if isinstance(e, ast.Constant)}
+        values = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        return {value for value in values if isinstance(value, str)}
     return set()
 
 

@@ -136,3 +136,20 @@ def test_model_from_raw_falls_back_to_model_construct_for_partial_records() -> N
     built = model_from_raw("Products Searched", record)
     assert built.source == "unknown"  # type: ignore[attr-defined]  # the model default
     assert built.query == "trail shoes"  # type: ignore[attr-defined]
+
+
+def test_drift_check_fails_when_a_schema_file_disagrees_with_its_model(
+    tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    for event_type in EVENT_TYPES:
+        path = avrogen.avsc_path(event_type)
+        (tmp_path / path.name).write_text(path.read_text())
+    edited = avrogen.schema_for("Alias")
+    edited["fields"] = edited["fields"][:-1]
+    (tmp_path / "Alias.avsc").write_text(avrogen.render(edited))
+    monkeypatch.setattr(avrogen, "AVRO_DIR", tmp_path)
+    assert avrogen.drift() == ["Alias"]
+    assert avrogen.main(["--check"]) == 1
+    assert "Alias.avsc" in capsys.readouterr().out
+    assert avrogen.main(["--write"]) == 0
+    assert avrogen.main(["--check"]) == 0

@@ -46,3 +46,25 @@ def test_generate_without_a_broker_says_what_to_do(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["generate", "-n", "5"])
     assert result.exit_code == 2
     assert "personaflow dev up" in result.output
+
+
+def test_replay_names_the_bad_line(tmp_path):
+    good = tmp_path / "good.jsonl"
+    CliRunner().invoke(app, ["generate", "-n", "3", "--out", str(good)])
+    bad = tmp_path / "bad.jsonl"
+    lines = good.read_text().splitlines()
+    bad.write_text("\n".join([lines[0], lines[1], '{"type": "Page Viewed"}', lines[2]]) + "\n")
+    result = CliRunner().invoke(app, ["generate", "--replay", str(bad), "--out",
+                                      str(tmp_path / "never.jsonl")])  # fmt: skip
+    assert result.exit_code == 2
+    assert "bad.jsonl:3" in result.output
+    assert not (tmp_path / "never.jsonl").exists()
+
+
+def test_replay_to_jsonl_copies_events(tmp_path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    CliRunner().invoke(app, ["generate", "-n", "120", "--seed", "9", "--out", str(first)])
+    result = CliRunner().invoke(app, ["generate", "--replay", str(first), "--out", str(second)])
+    assert result.exit_code == 0, result.output
+    assert [decode_json(x) for x in first.read_text().splitlines()] == [
+        decode_json(x) for x in second.read_text().splitlines()]  # fmt: skip

@@ -1,0 +1,239 @@
+"""Benchmark of the domain core: cost of applying one event, of firing due deadlines, and the
+serialised state size, over the generator's event mix.
+
+    python -m bench.processors [--customers 2000] [--events 60000] [--repeat 3]
+
+Decoding is excluded (events are built before timing). Each event is timed on its own
+(``perf_counter_ns``); the same run times a naive baseline (a pydantic-model state updated by
+copy-and-validate per event) on the same events for a ratio. Results are medians over
+``--repeat`` runs. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from processors.engine import Engine, InputRef, decode_state, encode_state
+from schemas.models import (
+    CheckoutStarted,
+    Identify,
+    OrderCompleted,
+    PageViewed,
+    Product,
+    ProductAdded,
+    ProductViewed,
+    Traits,
+)
+from schemas.topics import EVENT_TOPIC
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def events(customers: int, count: int) -> tuple[list[Any], str]:
+    """The generator's mix if available, else a representative hand-made mix."""
+    try:
+        from personaflow.generator import generate_events
+
+        return list(generate_events(11, customers, count, START)), "personaflow.generator"
+    except ImportError:
+        return _fallback(customers, count), "fallback mix"
+
+
+def _fallback(customers: int, count: int) -> list[Any]:
+    out: list[Any] = []
+    t = START.timestamp()
+    for i in range(count):
+        cid = f"c{i % customers}"
+        at = datetime.fromtimestamp(t + i * 7, UTC)
+        p = Product(product_id=f"p{i % 40}", name="Item", category=f"cat{i % 6}", price=20)
+        kind = i % 20
+        env = {"event_id": f"e{i}", "occurred_at": at, "customer_id": cid}
+        if kind < 9:
+            out.append(ProductViewed(**env, product=p))
+        elif kind < 14:
+            out.append(PageViewed(**env))
+        elif kind < 17:
+            out.append(ProductAdded(**env, cart_id=f"k{cid}", product=p))
+        elif kind == 17:
+            out.append(CheckoutStarted(**env, cart_id=f"k{cid}"))
+        elif kind == 18:
+            out.append(OrderCompleted(**env, order_id=f"o{i}", cart_id=f"k{cid}", revenue=40))
+        else:
+            out.append(Identify(**env, traits=Traits(email=f"{cid}@example.com")))
+    return out
+
+
+def pct(values: list[int], q: float) -> float:
+    """Percentile of nanosecond timings, in microseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] / 1000
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+class NaiveState(BaseModel):
+    """The naive alternative: a pydantic state, deep-copied and re-validated per event."""
+
+    customer_id: str
+    email: str | None = None
+    views: list[Product] = Field(default_factory=list)
+    carts: dict[str, list[Product]] = Field(default_factory=dict)
+    orders: int = 0
+    revenue: float = 0.0
+    last_seen: datetime | None = None
+    persona: str = "new_visitor"
+
+
+def naive_apply(state: NaiveState | None, key: str, ev: Any) -> NaiveState:
+    """Copy, update and validate a pydantic state (what the core avoids)."""
+    data = state.model_dump() if state else {"customer_id": key}
+    data["last_seen"] = ev.occurred_at
+    product = getattr(ev, "product", None)
+    if ev.type == "Product Viewed":
+        data["views"] = [*data.get("views", []), product.model_dump()][-5:]
+    elif ev.type == "Product Added":
+        data.setdefault("carts", {}).setdefault(ev.cart_id, []).append(product.model_dump())
+    elif ev.type == "Order Completed":
+        data["orders"] = data.get("orders", 0) + 1
+        data["revenue"] = data.get("revenue", 0.0) + ev.revenue
+        data["persona"] = "repeat" if data["orders"] > 1 else "first_time_buyer"
+    elif ev.type == "Identify":
+        data["email"] = ev.traits.email or data.get("email")
+    return NaiveState.model_validate(data)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def run_engine(engine: Engine, evs: list[Any]) -> tuple[list[int], dict[str, Any]]:
+    """Apply every event; return per-event ns and the final states."""
+    states: dict[str, Any] = {}
+    offsets: dict[str, int] = defaultdict(int)
+    timings: list[int] = []
+    clock = time.perf_counter_ns
+    for ev in evs:
+        key = ev.customer_id or ev.anonymous_id
+        topic = EVENT_TOPIC[ev.type].name
+        offsets[topic] += 1
+        ref = InputRef(topic, 3, offsets[topic])
+        now = ev.occurred_at.timestamp()
+        state = states.get(key)
+        t0 = clock()
+        out = engine.apply(state, key, ev, ref, now)
+        timings.append(clock() - t0)
+        states[key] = out.state
+    return timings, states
+
+
+def run_baseline(evs: list[Any]) -> list[int]:
+    """The naive baseline over the same events."""
+    states: dict[str, NaiveState] = {}
+    timings: list[int] = []
+    clock = time.perf_counter_ns
+    for ev in evs:
+        key = ev.customer_id or ev.anonymous_id
+        t0 = clock()
+        states[key] = naive_apply(states.get(key), key, ev)
+        timings.append(clock() - t0)
+    return timings
+
+
+def run_due(engine: Engine, states: dict[str, Any]) -> tuple[list[int], list[int], int]:
+    """Time tick() at each state's next deadline (on a decoded copy) and due() listing."""
+    tick_ns: list[int] = []
+    list_ns: list[int] = []
+    fired = 0
+    clock = time.perf_counter_ns
+    for key, st in states.items():
+        due = st.next_due
+        if due is None:
+            continue
+        copy = decode_state(encode_state(st))
+        t0 = clock()
+        engine.due(copy, due)
+        list_ns.append(clock() - t0)
+        t0 = clock()
+        out = engine.tick(copy, key, due)
+        tick_ns.append(clock() - t0)
+        fired += len(out.triggers)
+    return tick_ns, list_ns, fired
+
+
+def run_codec(states: dict[str, Any]) -> tuple[list[int], list[int], list[int]]:
+    """Encoded sizes and encode/decode times of the final states."""
+    sizes, enc, dec = [], [], []
+    clock = time.perf_counter_ns
+    for st in states.values():
+        t0 = clock()
+        data = encode_state(st)
+        enc.append(clock() - t0)
+        t0 = clock()
+        decode_state(data)
+        dec.append(clock() - t0)
+        sizes.append(len(data))
+    return sizes, enc, dec
+
+
+def once(evs: list[Any]) -> dict[str, float]:
+    """One full measurement."""
+    engine = Engine()
+    timings, states = run_engine(engine, evs)
+    base = run_baseline(evs)
+    tick_ns, list_ns, fired = run_due(engine, states)
+    sizes, enc, dec = run_codec(states)
+    sizes.sort()
+    apply_p50 = pct(timings, 0.5)
+    return {
+        "apply_us_p50": apply_p50,
+        "apply_us_p90": pct(timings, 0.9),
+        "apply_us_p99": pct(timings, 0.99),
+        "apply_us_mean": statistics.fmean(timings) / 1000,
+        "baseline_us_p50": pct(base, 0.5),
+        "speedup_vs_baseline_p50": pct(base, 0.5) / apply_p50,
+        "due_us_p50": pct(tick_ns, 0.5),
+        "due_us_p99": pct(tick_ns, 0.99),
+        "due_list_us_p50": pct(list_ns, 0.5),
+        "state_bytes_p50": float(sizes[len(sizes) // 2]),
+        "state_bytes_p90": float(sizes[int(len(sizes) * 0.9)]),
+        "state_bytes_max": float(sizes[-1]),
+        "encode_us_p50": pct(enc, 0.5),
+        "decode_us_p50": pct(dec, 0.5),
+        "events_per_s_single_core": 1e6 / (statistics.fmean(timings) / 1000),
+        "tick_triggers": float(fired),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    evs, source = events(args.customers, args.events)
+    print(f"events: {len(evs)} from {source}, {args.customers} customers, "
+          f"repeat {args.repeat}")
+    runs = []
+    for i in range(args.repeat):
+        result = once(evs)
+        runs.append(result)
+        print(f"run {i + 1}: apply p50 {result['apply_us_p50']:.2f} us, p99 "
+              f"{result['apply_us_p99']:.1f} us, baseline p50 {result['baseline_us_p50']:.2f} us,"
+              f" due p50 {result['due_us_p50']:.2f} us, state p50 "
+              f"{result['state_bytes_p50']:.0f} B")
+    summary = {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
+    summary["events"] = len(evs)
+    summary["repeat"] = args.repeat
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
