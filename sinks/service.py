@@ -34,6 +34,7 @@ from sinks.codec import decode_trigger, encode_trigger, with_not_before
 from sinks.deferred import DeferredQueue
 from sinks.esp import make_adapter
 from sinks.kafka_io import AsyncProducer, ThreadedConsumer
+from sinks.keylock import KeyLocks
 from sinks.ledger import Ledger
 from sinks.metrics import INFLIGHT, SENDS, SINK_DEAD_LETTERS
 from sinks.offsets import OffsetTracker
@@ -98,6 +99,7 @@ class SinkService:
         self.producer: AsyncProducer | None = None
         self.consumer: ThreadedConsumer | None = None
         self.tracker = OffsetTracker()
+        self.keylocks = KeyLocks()
         self.tasks: dict[asyncio.Task[None], tuple[str, int]] = {}
         self.stopping = asyncio.Event()
         self.ready = False
@@ -264,12 +266,14 @@ class SinkService:
             await self._dead_letter(raw, msg, DeadLetterNote(exc.reason, exc.error_type))
             self.tracker.done(tp, offset)
             return
-        decision = await self.processor.process(trigger)
-        if decision.defer_until is not None:
-            payload = encode_trigger(with_not_before(trigger, decision.defer_until))
-            await self.deferred.add(trigger.trigger_id, payload, int(decision.defer_until * 1000))
-        await self._publish(trigger, decision, raw, msg)
-        await self.processor.published(trigger, decision)
+        async with self.keylocks.hold(trigger.trigger_id):
+            decision = await self.processor.process(trigger)
+            if decision.defer_until is not None:
+                payload = encode_trigger(with_not_before(trigger, decision.defer_until))
+                due_ms = int(decision.defer_until * 1000)
+                await self.deferred.add(trigger.trigger_id, payload, due_ms)
+            await self._publish(trigger, decision, raw, msg)
+            await self.processor.published(trigger, decision)
         self.tracker.done(tp, offset)
         self.handled += 1
 

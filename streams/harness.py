@@ -214,3 +214,63 @@ def committed_total(bootstrap: str, group: str, topics: list[str], partitions: i
     finally:
         consumer.close()
     return sum(max(tp.offset, 0) for tp in committed)
+
+
+# ---------------------------------------------------------------- scenarios
+
+TEST_RULES = """\
+version: 1
+settings:
+  budget: {per_day: 6, per_week: 6}
+  holdout: {salt: tests, share: 0.0}
+"""
+"""A rules override for tests: no holdout, a send budget that never defers a test trigger."""
+
+
+def cart_scenario(start: float, customer: str = "cust-1", anonymous: str = "anon-1") -> Any:
+    """Anonymous browsing -> identify -> add to cart (no checkout), as input events.
+
+    Returns ``(events, cart_id, product_id)``; times are ``start`` + seconds (UTC)."""
+    from datetime import UTC, datetime
+
+    from schemas import models as m
+
+    def at(seconds: float) -> datetime:
+        return datetime.fromtimestamp(start + seconds, UTC)
+
+    shoe = m.Product(product_id="sku-shoe-1", name="Trail shoe", category="shoes", price=89.0)
+    cart_id = f"cart-{customer}"
+    events = [
+        m.ProductViewed(event_id=f"{anonymous}-v1", occurred_at=at(0), anonymous_id=anonymous,
+                        product=shoe),
+        m.ProductViewed(event_id=f"{anonymous}-v2", occurred_at=at(60), anonymous_id=anonymous,
+                        product=shoe),
+        m.Identify(event_id=f"{customer}-id", occurred_at=at(120), customer_id=customer,
+                   anonymous_id=anonymous,
+                   traits=m.Traits(email=f"{customer}@example.com", first_name="Ada")),
+        m.ProductAdded(event_id=f"{customer}-add", occurred_at=at(180), customer_id=customer,
+                       cart_id=cart_id, product=shoe),
+    ]  # fmt: skip
+    return events, cart_id, shoe.product_id
+
+
+def purchase(start: float, seconds: float, customer: str, cart_id: str) -> Any:
+    """An Order Completed of the scenario's cart at ``start + seconds``."""
+    from datetime import UTC, datetime
+
+    from schemas import models as m
+
+    return m.OrderCompleted(
+        event_id=f"{customer}-order", occurred_at=datetime.fromtimestamp(start + seconds, UTC),
+        customer_id=customer, order_id=f"order-{customer}", cart_id=cart_id, revenue=89.0,
+    )  # fmt: skip
+
+
+def clock_advance(at: float, n: int = 0) -> Any:
+    """An unrelated visitor's page view at ``at``: moves an event-time clock forward."""
+    from datetime import UTC, datetime
+
+    from schemas import models as m
+
+    return m.PageViewed(event_id=f"tick-{at:.0f}-{n}", occurred_at=datetime.fromtimestamp(at, UTC),
+                        anonymous_id=f"clock-{n}")  # fmt: skip

@@ -46,6 +46,26 @@ timed = st.tuples(gaps, step)
 journeys = st.lists(timed, min_size=1, max_size=30)
 
 
+def _event(ev: Events, kind: str, args: list[Any], t: float, orders: int) -> Any:
+    """One input of the plan at time ``t``."""
+    makers: dict[str, Any] = {
+        "view": lambda: ev.view(args[0], t),
+        "add": lambda: ev.add(args[0], args[1], t),
+        "remove": lambda: ev.remove(args[0], args[1], t),
+        "checkout": lambda: ev.checkout(args[0], t),
+        "order": lambda: ev.order(f"o{orders}", args[1], t, cart_id=args[0], products=("p1",)),
+        "page": lambda: ev.page(t),
+        "open": lambda: ev.opened(t),
+        "identify": lambda: ev.identify(t, time_zone=args[0]),
+        "refund": lambda: ev.refund(f"o{max(orders, 1)}", t),
+        "optout": lambda: ev.consent(False, t),
+        "unsubscribe": lambda: ev.unsubscribed(t),
+        "bounce": lambda: ev.bounced(t),
+        "spam": lambda: ev.spam(t),
+    }
+    return makers[kind]()
+
+
 def build(plan: list[tuple[float, tuple[Any, ...]]], start_tz: str | None = "Europe/Berlin"
           ) -> list[tuple[float, Any]]:
     """(time, event or None for a tick) pairs for customer c1, starting with an Identify."""
@@ -58,25 +78,8 @@ def build(plan: list[tuple[float, tuple[Any, ...]]], start_tz: str | None = "Eur
         if kind == "tick":
             out.append((t, None))
             continue
-        if kind == "order":
-            orders += 1
-        event = {
-            "view": lambda: ev.view(args[0], t),
-            "add": lambda: ev.add(args[0], args[1], t),
-            "remove": lambda: ev.remove(args[0], args[1], t),
-            "checkout": lambda: ev.checkout(args[0], t),
-            "order": lambda: ev.order(f"o{orders}", args[1], t, cart_id=args[0],
-                                      products=("p1",)),
-            "page": lambda: ev.page(t),
-            "open": lambda: ev.opened(t),
-            "identify": lambda: ev.identify(t, time_zone=args[0]),
-            "refund": lambda: ev.refund(f"o{max(orders, 1)}", t),
-            "optout": lambda: ev.consent(False, t),
-            "unsubscribe": lambda: ev.unsubscribed(t),
-            "bounce": lambda: ev.bounced(t),
-            "spam": lambda: ev.spam(t),
-        }[kind]()
-        out.append((t, event))
+        orders += kind == "order"
+        out.append((t, _event(ev, kind, args, t, orders)))
     return out
 
 
@@ -88,14 +91,14 @@ def run(seq: list[tuple[float, Any]], *, roundtrip: bool = False,
     triggers: list[Any] = []
     transitions: list[Any] = []
     refs = [InputRef("events.site", 0, i) for i in range(len(seq))]
-    for i, (now, event) in enumerate(seq):
+    for i, (now, _) in enumerate(seq):
         deliveries = [i] + ([redeliver[i]] if redeliver and i in redeliver else [])
         for j in deliveries:
             if roundtrip and state is not None:
                 state = decode_state(encode_state(state))
             at, ev = seq[j]
             if ev is None:
-                out = ENGINE.tick(state, "c1", now, None) if state is not None else None
+                out = engine.tick(state, "c1", now, None) if state is not None else None
             else:
                 out = engine.apply(state, "c1", ev, refs[j], max(now, at))
             if out is None:
