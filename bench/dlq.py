@@ -43,7 +43,8 @@ def _fill(bootstrap: str, dlq_topic: str, origin: str, n: int) -> list[bytes]:
         raw = encode_event(event)
         value, headers = dead_letter_record(raw, "state store unavailable", "ProcessingError",
                                             origin, i % 4, i, f"c{i % 5000}".encode())  # fmt: skip
-        producer.produce(dlq_topic, value=value, key=f"c{i % 5000}".encode(), headers=headers)
+        wire: list[tuple[str, str | bytes | None]] = list(headers)
+        producer.produce(dlq_topic, value=value, key=f"c{i % 5000}".encode(), headers=wire)
         producer.poll(0)
         payloads.append(raw)
     assert producer.flush(30) == 0

@@ -41,9 +41,17 @@ class KafkaClientError(Exception):
         self.retriable = retriable
 
 
+_PYTHON_ONLY_KEYS = frozenset({"on_delivery", "on_commit", "logger"})
+"""confluent-kafka's own (callback) settings, whose names keep their underscores."""
+
+
 def _normalise(overrides: dict[str, Any]) -> dict[str, Any]:
-    """Translate ``session_timeout_ms`` style keys to librdkafka's ``session.timeout.ms``."""
-    return {key.replace("_", "."): value for key, value in overrides.items()}
+    """Translate ``session_timeout_ms`` style keys to librdkafka's ``session.timeout.ms``;
+    callbacks (``error_cb``, ``on_delivery``, ...) keep their names."""
+    return {
+        key if key in _PYTHON_ONLY_KEYS or key.endswith("_cb") else key.replace("_", "."): value
+        for key, value in overrides.items()
+    }
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:

@@ -16,14 +16,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from personaflow.devstack import Endpoints, free_port, local_stack
 from personaflow.procs import Service, personaflow_argv, wait_until
 from personaflow.settings import Settings
-from schemas.models import PersonaTransition, SendResult, Trigger
+from schemas.models import Envelope, PersonaTransition, SendResult, Trigger
 from schemas.topics import SEND_RESULTS, TRANSITIONS, TRIGGERS
 
 
@@ -68,7 +68,7 @@ class OutputMonitor(threading.Thread):
         self.tally = OutputTally()
         self.lock = threading.Lock()
         self._stop_event = threading.Event()
-        self._bootstrap = bootstrap
+        self._servers = bootstrap
         self._topics = [spec.full_name(prefix) for spec in (TRANSITIONS, TRIGGERS, SEND_RESULTS)]
 
     def run(self) -> None:
@@ -78,7 +78,7 @@ class OutputMonitor(threading.Thread):
 
         group = f"personaflow-run-monitor-{time.time_ns()}"
         consumer = Consumer(
-            consumer_config(self._bootstrap, group, **{"auto.offset.reset": "earliest"})
+            consumer_config(self._servers, group, **{"auto.offset.reset": "earliest"})
         )
         consumer.subscribe(self._topics)
         try:
@@ -111,7 +111,8 @@ def _tally_event(tally: OutputTally, event: Any) -> None:
     tally.last_change = time.monotonic()
     if isinstance(event, PersonaTransition):
         tally.transitions += 1
-        tally.transitions_by_edge[f"{event.from_persona or '-'} -> {event.to_persona}"] += 1
+        edge = f"{event.dimension}: {event.from_persona or '-'} -> {event.to_persona}"
+        tally.transitions_by_edge[edge] += 1
         if event.dimension == "lifecycle":
             tally.lifecycle_persona[event.customer_id] = event.to_persona
     elif isinstance(event, Trigger):
@@ -267,3 +268,24 @@ def wait_settled(monitor: OutputMonitor, pipeline: Pipeline, options: RunOptions
     if dead:
         raise PipelineFailed(f"{dead[0].name} exited; log {dead[0].log_path}:\n{dead[0].tail()}")
     return done
+
+
+def ending_now(events: list[Envelope], margin_s: float = 60.0) -> list[Envelope]:
+    """The same history shifted in time so its last event happened ``margin_s`` ago.
+
+    The main job replays a few days of generated shopping in event time; shifting it to end
+    now makes the triggers it produces fresh (not expired) when the sink sees them with the
+    wall clock, as they would be in a live shop.
+    """
+    if not events:
+        return events
+    shift = datetime.now(UTC) - timedelta(seconds=margin_s) - events[-1].occurred_at
+    return [
+        event.model_copy(
+            update={
+                "occurred_at": event.occurred_at + shift,
+                "received_at": event.received_at + shift,
+            }
+        )
+        for event in events
+    ]

@@ -96,8 +96,7 @@ class Engine:
                             file=self.rules.files[0], field="settings.limits.sent")
         self.machine = Machine(self.rules)
         self.trigger_rules = TriggerRules(self.rules)
-        self._ctx_opts = {"recent": s.recent_window, "eng_half": s.engagement_half_life,
-                          "aff_half": s.affinity_half_life}
+        self._ctx_opts = (s.recent_window, s.engagement_half_life, s.affinity_half_life)
 
     def new_state(self, customer_id: str, now: float = 0.0) -> CustomerState:
         """A fresh state in every dimension's initial persona."""
@@ -108,7 +107,8 @@ class Engine:
     def ctx(self, st: CustomerState, ev: Any, etype: str, now: float,
             dl: Deadline | None = None) -> Ctx:
         """An evaluation context for guards."""
-        return Ctx(st, ev, etype, now, dl, **self._ctx_opts)
+        recent, eng_half, aff_half = self._ctx_opts
+        return Ctx(st, ev, etype, now, dl, recent=recent, eng_half=eng_half, aff_half=aff_half)
 
     # ------------------------------------------------------------------ contract
     def apply(self, state: CustomerState | None, customer_id: str, event: Any,

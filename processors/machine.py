@@ -47,6 +47,7 @@ class Machine:
             self._by_dim[tr.dimension].append(tr)
         self._cache: dict[tuple[str, str | None, str], tuple[Transition, ...]] = {}
         self._max_chain = rules.settings.max_chain
+        self._dims_for: dict[str, tuple[tuple[str, str], ...]] = {}
 
     def initialise(self, st: CustomerState, now: float) -> None:
         """Put a state without personas into each dimension's initial state (no record)."""
@@ -74,7 +75,13 @@ class Machine:
         """Apply every transition whose guard holds; return the records (may be empty)."""
         out: list[PersonaTransition] = []
         cache, etype = self._cache, ctx.etype
-        for dim, attr in _DIM_ATTRS:
+        dims = self._dims_for.get(etype)
+        if dims is None:
+            dims = self._dims_for[etype] = tuple(
+                (dim, attr) for dim, attr in _DIM_ATTRS
+                if any(t.events is None or etype in t.events for t in self._by_dim[dim])
+            )
+        for dim, attr in dims:
             for _ in range(self._max_chain):
                 current = getattr(st, attr)
                 cands = cache.get((dim, current, etype))

@@ -16,6 +16,7 @@ collections hold short arrays. Two tricks keep a typical customer well under 1 K
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any
 
 import orjson
@@ -44,6 +45,10 @@ _IS_TIME = tuple(name in _TIMES for name in _SCALARS)
 _DEFAULTS: tuple[Any, ...] = tuple(
     f.default for f in dataclasses.fields(CustomerState) if f.name in _SCALARS
 )
+_TIME_SLOTS = tuple((i, d) for i, (t, d) in enumerate(zip(_IS_TIME, _DEFAULTS, strict=True))
+                    if t)
+"""(position among the scalars, default) of every time field."""
+_GET_SCALARS = operator.attrgetter(*_SCALARS)
 _DIMS = ("lifecycle", "interest", "journey")
 _DIM_INDEX = {d: i for i, d in enumerate(_DIMS)}
 
@@ -84,12 +89,11 @@ class _Products:
 def encode_state(state: CustomerState) -> bytes:
     """Serialise ``state`` to compact JSON bytes (see the module docstring)."""
     base = state.last_seen
-    out: list[Any] = [VERSION, base]
-    for name, is_time, default in zip(_SCALARS, _IS_TIME, _DEFAULTS, strict=True):
-        value = getattr(state, name)
-        if is_time:  # unset (the default: None or 0) is stored as null
-            value = None if value == default else base - value
-        out.append(value)
+    scalars = list(_GET_SCALARS(state))
+    for i, default in _TIME_SLOTS:  # unset (the default: None or 0) is stored as null
+        value = scalars[i]
+        scalars[i] = None if value == default else base - value
+    out: list[Any] = [VERSION, base, *scalars]
     products = _Products()
     views = [[products.ref(v[0], v[1], v[2], v[3]), base - v[4]] for v in state.views]
     carts = [
@@ -172,26 +176,29 @@ def _item(p: list[Any], quantity: int) -> Item:
 def _build(raw: list[Any]) -> CustomerState:
     base: int = raw[1]
     n = len(_SCALARS) + 2
-    scalars: list[Any] = [
-        (default if v is None else base - v) if is_time else v
-        for v, is_time, default in zip(raw[2:n], _IS_TIME, _DEFAULTS, strict=True)
-    ]
+    args: list[Any] = raw[2:n]
+    for i, default in _TIME_SLOTS:
+        value = args[i]
+        args[i] = default if value is None else base - value
+    args.insert(_LAST_SEEN_AT, base)
     (products, anon, views, affinity, carts, orders, cats, changes, deadlines, sent,
      marks) = raw[n:]
-    scalars.insert(_LAST_SEEN_AT, base)
-    st = CustomerState(*scalars)
-    st.anonymous_ids = anon
-    st.views = [_view(products[v[0]], base - v[1]) for v in views]
-    st.affinity = {a[0]: (a[1], base - a[2]) for a in affinity}
-    st.carts = {
-        c[0]: Cart(c[0], {products[i[0]][0]: _item(products[i[0]], i[1]) for i in c[1]},
-                   base - c[2], base - c[3], None if c[4] is None else base - c[4], c[5], c[6])
-        for c in carts
-    }
-    st.recent_orders = [Order(o[0], o[1], base - o[2], o[3]) for o in orders]
-    st.categories = cats
-    st.changes = _changes_in(base, changes)
-    st.deadlines = [_deadline(base, d) for d in deadlines]
-    st.sent = [Sent(base - s[0], s[1], s[2], s[3]) for s in sent]
-    st.watermarks = {_unalias(k): v for k, v in marks.items()}
-    return st
+    args += [
+        anon,
+        [_view(products[v[0]], base - v[1]) for v in views],
+        {a[0]: (a[1], base - a[2]) for a in affinity},
+        {c[0]: _cart(c, products, base) for c in carts},
+        [Order(o[0], o[1], base - o[2], o[3]) for o in orders],
+        cats,
+        _changes_in(base, changes) if changes else [],
+        [_deadline(base, d) for d in deadlines],
+        [Sent(base - s[0], s[1], s[2], s[3]) for s in sent],
+        {_unalias(k): v for k, v in marks.items()},
+    ]
+    return CustomerState(*args)
+
+
+def _cart(c: list[Any], products: list[Any], base: int) -> Cart:
+    items = {products[i[0]][0]: _item(products[i[0]], i[1]) for i in c[1]}
+    checkout = None if c[4] is None else base - c[4]
+    return Cart(c[0], items, base - c[2], base - c[3], checkout, c[5], c[6])

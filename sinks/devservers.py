@@ -181,3 +181,44 @@ class CaptureSmtp:
     def messages(self) -> list[Message]:
         with self.handler.lock:
             return list(self.handler.messages)
+
+
+async def _serve_http(port: int) -> None:
+    """Run a :class:`LocalHttpEsp` on ``port`` with ``GET /stats`` (accept times) until killed."""
+    esp = LocalHttpEsp()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+
+    async def stats(_request: web.Request) -> web.Response:
+        accepted = {k: d.at for k, d in esp.deliveries.items()}
+        return web.json_response({"requests": esp.requests, "duplicates": esp.duplicates,
+                                  "accepted": accepted})
+
+    async def reset(_request: web.Request) -> web.Response:
+        esp.deliveries.clear()
+        esp.requests = esp.duplicates = 0
+        return web.json_response({"ok": True})
+
+    app.add_routes([web.post("/v3/mail/send", esp._mail_send), web.get("/stats", stats),
+                    web.post("/reset", reset)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
+def main(argv: list[str]) -> int:
+    """``python -m sinks.devservers http|smtp PORT``: run one local ESP in the foreground."""
+    kind, port = argv[0], int(argv[1])
+    if kind == "http":
+        asyncio.run(_serve_http(port))
+    elif kind == "smtp":
+        controller = Controller(_Capture(), hostname="127.0.0.1", port=port)
+        controller.start()
+        threading.Event().wait()
+    return 2
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

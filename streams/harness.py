@@ -266,11 +266,41 @@ def purchase(start: float, seconds: float, customer: str, cart_id: str) -> Any:
     )  # fmt: skip
 
 
-def clock_advance(at: float, n: int = 0) -> Any:
-    """An unrelated visitor's page view at ``at``: moves an event-time clock forward."""
+def clock_advance(at: float, n: int | str = 0) -> Any:
+    """An unrelated visitor's page view at ``at``: moves an event-time clock forward.
+    ``n`` picks the visitor (an int, or the anonymous id itself)."""
     from datetime import UTC, datetime
 
     from schemas import models as m
 
-    return m.PageViewed(event_id=f"tick-{at:.0f}-{n}", occurred_at=datetime.fromtimestamp(at, UTC),
-                        anonymous_id=f"clock-{n}")  # fmt: skip
+    anonymous = n if isinstance(n, str) else f"clock-{n}"
+    return m.PageViewed(event_id=f"tick-{at:.0f}-{anonymous}",
+                        occurred_at=datetime.fromtimestamp(at, UTC),
+                        anonymous_id=anonymous)  # fmt: skip
+
+
+def wait_committed(
+    bootstrap: str, group: str, topics: list[str], partitions: int, total: int,
+    timeout: float = 60.0,
+) -> float:  # fmt: skip
+    """Wait until ``group`` committed ``total`` records over ``topics``; returns seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if committed_total(bootstrap, group, topics, partitions) >= total:
+            return time.monotonic() - started
+        time.sleep(0.25)
+    have = committed_total(bootstrap, group, topics, partitions)
+    raise TimeoutError(f"{group}: {have} of {total} records committed after {timeout}s")
+
+
+def keys_covering(partitions: int, prefix: str = "clock") -> list[str]:
+    """One key per partition (murmur2), e.g. to move every worker's event clock."""
+    from streams.replay import partition_for
+
+    found: dict[int, str] = {}
+    n = 0
+    while len(found) < partitions:
+        key = f"{prefix}-{n}"
+        found.setdefault(partition_for(key.encode(), partitions), key)
+        n += 1
+    return [found[p] for p in range(partitions)]

@@ -143,6 +143,19 @@ def dev_status() -> None:
     _print_exports(state.endpoints)
 
 
+@dev_app.command("env")
+def dev_env() -> None:
+    """Print only the export lines, for `eval "$(personaflow dev env)"`."""
+    from personaflow.devstack import StackNotRunning, resolve_endpoints
+
+    try:
+        endpoints = resolve_endpoints(Settings())
+    except StackNotRunning as exc:
+        raise _fail(str(exc)) from exc
+    for name, value in endpoints.as_env().items():
+        typer.echo(f"export {name}={value}")
+
+
 # ---------------------------------------------------------------- topics
 
 

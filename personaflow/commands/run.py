@@ -88,8 +88,13 @@ def _publish(pipeline: Pipeline, options: RunOptions) -> PublishStats:
     from personaflow.generator.cli import ProgressBar, default_start
     from personaflow.generator.publish import Publisher
     from personaflow.generator.stream import generate_events
+    from personaflow.mainjob import ending_now
 
-    stream = generate_events(options.seed, options.customers, options.events, default_start())
+    with console.status(f"generating {options.events:,} events ..."):
+        history = list(
+            generate_events(options.seed, options.customers, options.events, default_start())
+        )
+        stream = ending_now(history)
     with ProgressBar(options.events) as report:
         stats = Publisher(pipeline.endpoints.bootstrap, pipeline.prefix).publish(
             stream, options.rate, report

@@ -114,6 +114,9 @@ def test_cli_dev_up_detach_status_down(tmp_path):
         assert state.alive()  # outlived the command that started it
         status = _cli(tmp_path, "dev", "status")
         assert status.returncode == 0 and state.bootstrap in status.stdout
+        exports = _cli(tmp_path, "dev", "env").stdout.splitlines()
+        assert exports == [f"export KAFKA_BOOTSTRAP_SERVERS={state.bootstrap}",
+                           f"export REDIS_URL={state.redis_url}"]  # fmt: skip
         again = _cli(tmp_path, "dev", "up", "--detach")
         assert "already running" in again.stdout
     finally:

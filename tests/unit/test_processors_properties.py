@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from processors.engine import Engine, InputRef, decode_state, encode_state
 from processors.policy import DAY, WEEK, QuietHours, zone
 from processors.samples import T0, Events
+from schemas.models import PersonaTransition, Trigger
 
 ENGINE = Engine()  # the shipped default rules
 ZONES = [None, "UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata", "Pacific/Auckland"]
@@ -121,6 +122,10 @@ SETTINGS = settings(max_examples=60, deadline=None,
 def test_determinism_same_inputs_same_outputs(plan) -> None:
     seq = build(plan)
     first, second = run(seq), run(seq)
+    for trig in first["raw"]:  # built without validation: must still meet the contract
+        assert Trigger.model_validate(trig.model_dump()) == trig
+    for record in first["transitions"]:
+        PersonaTransition.model_validate(record)
     assert first["triggers"] == second["triggers"]
     assert first["transitions"] == second["transitions"]
     assert first["state"] == second["state"]

@@ -31,6 +31,14 @@ def test_overrides_accept_python_names_and_win():
     assert config["enable.auto.commit"] is False
 
 
+def test_callbacks_keep_their_names():
+    def on_error(_err):
+        return None
+
+    config = producer_config("h:1", error_cb=on_error, linger_ms=1)
+    assert config["error_cb"] is on_error and config["linger.ms"] == 1
+
+
 def test_confluent_kafka_accepts_the_configs():
     from confluent_kafka import Consumer, Producer
 

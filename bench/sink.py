@@ -1,0 +1,256 @@
+"""Benchmark of the ESP sink: ``python -m bench.sink [--repeat 3] [--n 20000]``.
+
+Measures, per sink process (the sink runs in this process; the local ESPs run in their own
+processes), against a real broker and Redis (``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL``, else
+a Tansu broker and a redis-server started here):
+
+- ``http_sends_per_s``: triggers pre-produced, the full sink (consume, guards with Redis,
+  render, batched SendGrid-shaped HTTP, Send Result produced, offsets committed) until all
+  are handled;
+- ``smtp_sends_per_s``: the same into a local SMTP server (aiosmtpd);
+- ``naive_sends_per_s``: the baseline in the same run: consume, render, one synchronous HTTP
+  request per trigger (no batching, no concurrency, no guards);
+- ``t2a_p50_ms`` / ``t2a_p99_ms``: triggers produced at a fixed rate (500/s), latency from
+  the trigger's ``created_at`` to the ESP accepting it (ESP clock, same machine).
+
+Each measurement is repeated (``--repeat``) and the median reported. Human lines first, the
+last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+
+from personaflow.kafka import consumer_config, producer_config
+from schemas.codec import encode_event
+from sinks.codec import decode_trigger
+from sinks.compose import compose
+from sinks.esp.http import build_payload
+from sinks.harness import FAST_GROUP, Env, make_trigger, produce, running_sink
+from sinks.render import Renderer
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def _spawn_esp(kind: str, stack: ExitStack) -> int:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sinks.devservers", kind, str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack.callback(proc.wait, 5)
+    stack.callback(proc.terminate)
+    _wait_port(port)
+    return port
+
+
+def _endpoints(stack: ExitStack) -> tuple[str, str]:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not bootstrap:
+        from personaflow.devstack import BrokerProcess
+
+        broker = BrokerProcess()
+        broker.start()
+        stack.callback(broker.stop)
+        bootstrap = broker.bootstrap
+    if not redis_url:
+        from personaflow.devstack import RedisProcess
+
+        server = RedisProcess()
+        server.start()
+        stack.callback(server.stop)
+        redis_url = server.url
+    return bootstrap, redis_url
+
+
+def _new_env(bootstrap: str, redis_url: str) -> Env:
+    from personaflow.admin import create_topics
+
+    prefix = f"b{uuid.uuid4().hex[:8]}-"
+    report = create_topics(bootstrap, prefix, 4, 1).raise_for_errors()
+    return Env(bootstrap, redis_url, prefix, dict(report.names))
+
+
+def _triggers(n: int, tag: str) -> list:
+    return [make_trigger(f"{tag}-{i}", customer_id=f"c{tag}-{i}") for i in range(n)]
+
+
+async def _drain(env: Env, settings, n: int) -> float:
+    """Run the sink until ``n`` triggers are handled; sends/s from the first to the last."""
+    async with running_sink(settings, env.wiring()) as app:
+        first = None
+        while app.service.handled < n:
+            if first is None and app.service.handled > 0:
+                first = (time.perf_counter(), app.service.handled)
+            await asyncio.sleep(0.005)
+        end = time.perf_counter()
+    assert first is not None
+    return (n - first[1]) / (end - first[0])
+
+
+def bench_http(bootstrap: str, redis_url: str, port: int, n: int) -> float:
+    env = _new_env(bootstrap, redis_url)
+    produce(bootstrap, env.topics["triggers.email"], _triggers(n, "h"))
+    settings = env.settings(esp="http", http_url=f"http://127.0.0.1:{port}/v3/mail/send",
+                            concurrency=512, http_batch_size=200, http_batch_wait_ms=5)
+    return asyncio.run(_drain(env, settings, n))
+
+
+def bench_smtp(bootstrap: str, redis_url: str, port: int, n: int) -> float:
+    env = _new_env(bootstrap, redis_url)
+    produce(bootstrap, env.topics["triggers.email"], _triggers(n, "s"))
+    settings = env.settings(esp="smtp", smtp_port=port, concurrency=64, smtp_connections=8)
+    return asyncio.run(_drain(env, settings, n))
+
+
+def bench_naive(bootstrap: str, port: int, n: int) -> float:
+    """Consume, render, one blocking POST per trigger: what a first sink would do."""
+    env = _new_env(bootstrap, "")
+    produce(bootstrap, env.topics["triggers.email"], _triggers(n, "n"))
+    settings = env.settings()
+    renderer = Renderer(settings.templates_dir)
+    consumer = Consumer(consumer_config(bootstrap, f"{env.prefix}naive", **FAST_GROUP))
+    consumer.subscribe([env.topics["triggers.email"]])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    done, started = 0, None
+    try:
+        while done < n:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            started = started or time.perf_counter()
+            email = compose(settings, renderer, decode_trigger(msg.value()))
+            conn.request("POST", "/v3/mail/send", json.dumps(build_payload([email])),
+                         {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 202, resp.status
+            consumer.commit(msg, asynchronous=False)
+            done += 1
+    finally:
+        conn.close()
+        consumer.close()
+    assert started is not None
+    return n / (time.perf_counter() - started)
+
+
+def _esp_stats(port: int) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/stats")
+    data = json.loads(conn.getresponse().read())
+    conn.close()
+    return data
+
+
+async def _paced(env: Env, settings, rate: int, seconds: float, esp_port: int) -> list[float]:
+    producer = Producer(producer_config(env.bootstrap, **{"linger.ms": 1}))
+    topic = env.topics["triggers.email"]
+    total = int(rate * seconds)
+    created: dict[str, float] = {}
+    async with running_sink(settings, env.wiring()) as app:
+        while not app.service.assigned:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        start = time.time()
+        for i in range(total):
+            due = start + i / rate
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = datetime.now(UTC)
+            t = make_trigger(f"p{i}", customer_id=f"cp-{i}", created_at=now,
+                             expires_at=now + timedelta(hours=1))
+            created[t.trigger_id] = t.created_at.timestamp()
+            producer.produce(topic, encode_event(t), key=t.customer_id)
+            producer.poll(0)
+        producer.flush(10)
+        while app.service.handled < total:
+            await asyncio.sleep(0.05)
+    accepted = _esp_stats(esp_port)["accepted"]
+    return sorted((accepted[k] - v) * 1000 for k, v in created.items() if k in accepted)
+
+
+def bench_latency(bootstrap: str, redis_url: str, port: int, rate: int, seconds: float):
+    env = _new_env(bootstrap, redis_url)
+    settings = env.settings(esp="http", http_url=f"http://127.0.0.1:{port}/v3/mail/send",
+                            concurrency=256, http_batch_size=100, http_batch_wait_ms=2)
+    lat = asyncio.run(_paced(env, settings, rate, seconds, port))
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], len(lat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="triggers per HTTP run")
+    parser.add_argument("--smtp-n", type=int, default=4_000, help="triggers per SMTP run")
+    parser.add_argument("--naive-n", type=int, default=2_000, help="triggers per naive run")
+    parser.add_argument("--rate", type=int, default=500, help="triggers/s for latency")
+    parser.add_argument("--seconds", type=float, default=10.0, help="latency run length")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    with ExitStack() as stack, tempfile.TemporaryDirectory():
+        bootstrap, redis_url = _endpoints(stack)
+        http_port = _spawn_esp("http", stack)
+        smtp_port = _spawn_esp("smtp", stack)
+        runs: dict[str, list[float]] = {k: [] for k in ("http", "smtp", "naive", "p50", "p99")}
+        for r in range(args.repeat):
+            runs["naive"].append(bench_naive(bootstrap, http_port, args.naive_n))
+            runs["http"].append(bench_http(bootstrap, redis_url, http_port, args.n))
+            runs["smtp"].append(bench_smtp(bootstrap, redis_url, smtp_port, args.smtp_n))
+            p50, p99, count = bench_latency(bootstrap, redis_url, http_port, args.rate,
+                                            args.seconds)
+            runs["p50"].append(p50)
+            runs["p99"].append(p99)
+            print(f"run {r + 1}: http {runs['http'][-1]:.0f}/s, smtp {runs['smtp'][-1]:.0f}/s, "
+                  f"naive {runs['naive'][-1]:.0f}/s, t2a p50 {p50:.1f} ms p99 {p99:.1f} ms "
+                  f"({count} at {args.rate}/s)", flush=True)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    print(f"median: http {med['http']:.0f}/s ({med['http'] / med['naive']:.1f}x naive), "
+          f"smtp {med['smtp']:.0f}/s, naive {med['naive']:.0f}/s, "
+          f"t2a p50 {med['p50']:.1f} ms, p99 {med['p99']:.1f} ms")
+    print(json.dumps({
+        "http_sends_per_s": round(med["http"], 1),
+        "smtp_sends_per_s": round(med["smtp"], 1),
+        "naive_sends_per_s": round(med["naive"], 1),
+        "http_vs_naive": round(med["http"] / med["naive"], 2),
+        "t2a_p50_ms": round(med["p50"], 2),
+        "t2a_p99_ms": round(med["p99"], 2),
+        "repeat": args.repeat,
+        "n_http": args.n,
+        "rate_per_s": args.rate,
+    }))
+
+
+if __name__ == "__main__":
+    main()
