@@ -33,7 +33,6 @@ import time
 import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 

@@ -11,7 +11,8 @@ original key, tagged with ``x-dlq-republished-from: <dlq topic>:<partition>:<off
 the *same Kafka transaction* appends a marker record to the dead-letter topic naming the dead
 letter it re-published. Reading the dead-letter topic therefore tells which dead letters were
 already re-published, and a second re-publish of the same dead letter is refused: both records
-are written or neither. One fixed ``transactional.id`` fences a concurrent second run.
+are written or neither. One ``transactional.id`` per dead-letter topic fences a concurrent
+second run.
 
 Nothing here logs payloads: they hold customer data. The CLI prints them only when asked.
 """
@@ -45,8 +46,9 @@ HEADER_FIXED = "x-dlq-fixed"
 MARKER_REPUBLISHED = b"republished"
 DEAD_LETTER = "Dead Letter"
 """Event name of dead-letter record values (schemas.models.DeadLetter)."""
-TRANSACTIONAL_ID = "personaflow-dlq-republish"
-"""One id for every re-publisher of a cluster: a second concurrent run fences the first."""
+TRANSACTIONAL_ID_PREFIX = "personaflow-dlq-republish-"
+"""Every re-publisher of one dead-letter topic uses ``prefix + topic`` as its transactional id,
+so a second concurrent run on the same topic fences the first."""
 
 
 class DlqError(Exception):
@@ -64,7 +66,8 @@ class AlreadyRepublished(DlqError):
 
 
 class NotRepublishable(DlqError):
-    """The dead letter does not say where it came from (no ``x-original-topic``)."""
+    """The dead letter cannot be re-published as it is: it does not say where it came from
+    (no ``x-original-topic``), or its payload was truncated (only a fix can replace it)."""
 
 
 class InvalidFix(DlqError):
@@ -476,7 +479,7 @@ class Republisher:
     so a concurrent re-publisher is fenced and its pending transaction resolved first.
     """
 
-    def __init__(self, bootstrap: str, *, transactional_id: str = TRANSACTIONAL_ID) -> None:
+    def __init__(self, bootstrap: str, *, transactional_id: str) -> None:
         self.bootstrap = bootstrap
         self.transactional_id = transactional_id
         self._producer: Any = None
@@ -551,7 +554,7 @@ def republish(
     where_reason: str | None = None,
     fix_json: bytes | None = None,
     dry_run: bool = False,
-    transactional_id: str = TRANSACTIONAL_ID,
+    transactional_id: str | None = None,
 ) -> RepublishReport:
     """Re-publish dead letters of ``topic`` to their original topics, at most once each.
 
@@ -561,7 +564,9 @@ def republish(
     if fix_json is not None and ref is None:
         raise InvalidFix("a fixed payload replaces one dead letter: name it with --offset")
     fix = validate_fix(fix_json) if fix_json is not None else None
-    writer = Republisher(bootstrap, transactional_id=transactional_id)
+    writer = Republisher(
+        bootstrap, transactional_id=transactional_id or f"{TRANSACTIONAL_ID_PREFIX}{topic}"
+    )
     if not dry_run:
         writer.open()
     try:

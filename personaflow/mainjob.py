@@ -40,6 +40,8 @@ class RunOptions:
     quiet_s: float = 6.0
     settle_timeout_s: float = 180.0
     workdir: Path = Path(".personaflow/run")
+    history_end: datetime | None = None  # None: now
+    report: Path | None = None
 
 
 @dataclass
@@ -270,16 +272,19 @@ def wait_settled(monitor: OutputMonitor, pipeline: Pipeline, options: RunOptions
     return done
 
 
-def ending_now(events: list[Envelope], margin_s: float = 60.0) -> list[Envelope]:
+def ending_now(
+    events: list[Envelope], margin_s: float = 60.0, end: datetime | None = None
+) -> list[Envelope]:
     """The same history shifted in time so its last event happened ``margin_s`` ago.
 
     The main job replays a few days of generated shopping in event time; shifting it to end
-    now makes the triggers it produces fresh (not expired) when the sink sees them with the
-    wall clock, as they would be in a live shop.
+    now (or at ``end``, to make runs comparable) makes the triggers it produces fresh (not
+    expired) when the sink sees them with the wall clock, as they would be in a live shop.
     """
     if not events:
         return events
-    shift = datetime.now(UTC) - timedelta(seconds=margin_s) - events[-1].occurred_at
+    end = end or datetime.now(UTC) - timedelta(seconds=margin_s)
+    shift = end - events[-1].occurred_at
     return [
         event.model_copy(
             update={
@@ -289,3 +294,20 @@ def ending_now(events: list[Envelope], margin_s: float = 60.0) -> list[Envelope]
         )
         for event in events
     ]
+
+
+def write_report(path: Path, stats_by_type: dict[str, int], tally: OutputTally) -> None:
+    """The run's outcome as JSON: counts, and every trigger id (for comparing runs)."""
+    import orjson
+
+    report = {
+        "events_by_type": dict(stats_by_type),
+        "transitions": tally.transitions,
+        "persona_distribution": dict(Counter(tally.lifecycle_persona.values())),
+        "triggers_by_type": dict(tally.triggers_by_type),
+        "trigger_ids": sorted(tally.triggers),
+        "sends_by_outcome": dict(tally.outcomes()),
+        "decode_errors": tally.decode_errors,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

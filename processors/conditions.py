@@ -143,6 +143,18 @@ _FAST: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def _truth(getter: Getter) -> Getter:
+    return lambda ctx: bool(getter(ctx))
+
+
+def _both(a: Getter, b: Getter) -> Getter:
+    return lambda ctx: a(ctx) and b(ctx)
+
+
+def _either(a: Getter, b: Getter) -> Getter:
+    return lambda ctx: a(ctx) or b(ctx)
+
+
 class _Parser:
     def __init__(self, text: str, facts: Mapping[str, Getter]) -> None:
         self.toks = _tokenize(text)
@@ -186,24 +198,24 @@ class _Parser:
         while self.peek().text == "or" and self.peek().kind == "kw":
             self.take()
             parts.append(self.conj())
-        if len(parts) == 1:
-            return parts[0]
-        if len(parts) == 2 and all(id(p) in self.booleans for p in parts):
-            a, b = parts
-            return self.boolean(lambda ctx: a(ctx) or b(ctx))
-        return self.boolean(lambda ctx: any(p(ctx) for p in parts))
+        return self.fold(parts, _either)
 
     def conj(self) -> Getter:
         parts = [self.neg()]
         while self.peek().text == "and" and self.peek().kind == "kw":
             self.take()
             parts.append(self.neg())
+        return self.fold(parts, _both)
+
+    def fold(self, parts: list[Getter], pair: Callable[[Getter, Getter], Getter]) -> Getter:
+        """Chain ``parts`` pairwise (short-circuiting, no generator per evaluation)."""
         if len(parts) == 1:
             return parts[0]
-        if len(parts) == 2 and all(id(p) in self.booleans for p in parts):
-            a, b = parts
-            return self.boolean(lambda ctx: a(ctx) and b(ctx))
-        return self.boolean(lambda ctx: all(p(ctx) for p in parts))
+        parts = [p if id(p) in self.booleans else _truth(p) for p in parts]
+        node = parts[-1]
+        for part in reversed(parts[:-1]):
+            node = pair(part, node)
+        return self.boolean(node)
 
     def neg(self) -> Getter:
         tok = self.peek()

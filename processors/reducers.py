@@ -80,7 +80,10 @@ def product_viewed(st: CustomerState, ev: Any, t: int, rules: RuleSet) -> None:
     if not steps:
         return
     since = t - rules.settings.recent_window
-    seen = sum(1 for v in st.views if v.product_id == p.product_id and v.at >= since)
+    seen = 0
+    for v in st.views:
+        if v.product_id == p.product_id and v.at >= since:
+            seen += 1
     if seen == rules.deadlines.browse_min_views and dl.still_valid(
         st, "browse", f"{p.product_id}@{t}"
     ):

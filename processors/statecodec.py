@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -56,6 +57,7 @@ _DIM_INDEX = {d: i for i, d in enumerate(_DIMS)}
 _TOPICS = tuple(spec.name for spec in ALL_TOPICS)
 
 
+@lru_cache(maxsize=4096)
 def _alias(key: str) -> str:
     topic, sep, partition = key.rpartition(":")
     for i, name in enumerate(_TOPICS):
@@ -64,6 +66,7 @@ def _alias(key: str) -> str:
     return key
 
 
+@lru_cache(maxsize=4096)
 def _unalias(key: str) -> str:
     if "#" not in key:
         return key

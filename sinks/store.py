@@ -1,6 +1,12 @@
 """Redis access shared by the sink's stores (ledger, budget, suppression, rate limit, deferred).
 
-Every store call goes through :meth:`Store.call`: while Redis does not answer, the call waits
+Single commands go through :meth:`Store.exec`, which pipelines every command issued by
+concurrent tasks in the same moment into one round trip (auto-pipelining: one pipeline in
+flight at a time, up to ``MAX_BATCH`` commands), so the per-command cost is a fraction of a
+separate request. Lua scripts are registered with :meth:`Store.script` and re-loaded when a
+restarted Redis has forgotten them. Multi-command operations use :meth:`Store.call`.
+
+Both wait out outages: while Redis does not answer, the call waits
 and tries again (exponential backoff up to ``retry_max_s``) instead of failing the trigger, so
 an outage pauses the sink (no new work starts: all concurrency slots are waiting) and nothing
 is lost or decided twice. Calls are idempotent, so repeating one after a lost reply is safe.
@@ -11,13 +17,16 @@ exceeded, or when the store is closed while waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sinks.errors import StoreUnavailableError
@@ -25,6 +34,10 @@ from sinks.errors import StoreUnavailableError
 log = logging.getLogger("personaflow.sink.store")
 T = TypeVar("T")
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+MAX_BATCH = 2000
+"""Most commands sent in one auto-pipelined round trip."""
+
+_Op = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
 
 
 class Store:
@@ -37,16 +50,25 @@ class Store:
         *,
         retry_max_s: float = 5.0,
         give_up_after: float | None = None,
+        max_connections: int = 32,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.retry_max_s = retry_max_s
         self.give_up_after = give_up_after
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=5.0, socket_connect_timeout=2.0, health_check_interval=10
+        # a blocking pool: under load, calls wait for a free connection instead of failing
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=None, socket_timeout=5.0,
+            socket_connect_timeout=2.0, health_check_interval=10,
         )
+        self.redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self.closed = False
         self.available = True
+        self._queue: list[_Op] = []
+        self._wake: asyncio.Event | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._scripts: dict[str, str] = {}
+        self.round_trips = 0
 
     def key(self, *parts: str) -> str:
         """A prefixed key, e.g. ``key("ledger", trigger_id)``."""
@@ -76,6 +98,67 @@ class Store:
                 self.available = True
             return result
 
+    def script(self, source: str) -> str:
+        """Register a Lua script; returns its SHA1 for ``exec("evalsha", sha, ...)``."""
+        sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis' script id
+        self._scripts[sha] = source
+        return sha
+
+    async def exec(self, method: str, *args: Any) -> Any:
+        """Run one Redis command (a pipeline method name and its arguments), auto-pipelined
+        with whatever other tasks issue at the same moment; waits out outages."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop(), name="redis-autopipeline")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((method, args, future))
+        self._wake.set()
+        return await future
+
+    async def _flush_loop(self) -> None:
+        assert self._wake is not None
+        while not self.closed:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0)  # let the tasks woken in this tick add their commands
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                try:
+                    await self._run_batch(batch)
+                except Exception as exc:  # noqa: BLE001 - hand the failure to the callers
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+
+    async def _run_batch(self, batch: list[_Op]) -> None:
+        """Send ``batch`` in one pipeline; retry on outages, reload scripts Redis forgot."""
+        while batch:
+            results = await self.call(lambda: self._pipeline(batch), "redis")
+            retry: list[_Op] = []
+            for op, result in zip(batch, results, strict=True):
+                if isinstance(result, NoScriptError):
+                    retry.append(op)
+                elif not op[2].done():
+                    if isinstance(result, Exception):
+                        op[2].set_exception(result)
+                    else:
+                        op[2].set_result(result)
+            if retry:
+                await self.call(self._load_scripts, "script load")
+            batch = retry
+
+    async def _pipeline(self, batch: list[_Op]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for method, args, _ in batch:
+            getattr(pipe, method)(*args)
+        self.round_trips += 1
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _load_scripts(self) -> None:
+        for source in self._scripts.values():
+            await self.redis.script_load(source)
+
     async def ping(self) -> bool:
         """True when Redis answers now (no retries): for readiness checks."""
         try:
@@ -86,4 +169,8 @@ class Store:
     async def close(self) -> None:
         """Stop retrying and close the connection pool."""
         self.closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flusher
         await self.redis.aclose()

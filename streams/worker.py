@@ -53,6 +53,9 @@ class StreamWorker:
         )
         self.index = self.processor.index
         self._indexed: frozenset[int] | None = None
+        self._lock = asyncio.Lock()
+        """Held while a batch is in flight and while the due-index is rebuilt from the table
+        (a rebuild must not miss states processed but not yet written)."""
         self.batches = 0
         self.records = 0
 
@@ -61,6 +64,10 @@ class StreamWorker:
     async def handle(self, events: Sequence[Any]) -> None:
         """Process one batch of Faust events or messages; returns once every effect is durable
         (the caller acknowledges the inputs after that)."""
+        async with self._lock:
+            await self._handle(events)
+
+    async def _handle(self, events: Sequence[Any]) -> None:
         started = time.perf_counter()
         records = [_record(event) for event in events]
         effects = await self._process(records)
@@ -150,7 +157,9 @@ class StreamWorker:
         partitions = self.active_partitions()
         if partitions is None:
             return 0
-        self.refresh_index(partitions)
+        if partitions != self._indexed:
+            async with self._lock:
+                self.refresh_index(partitions)
         metrics.TABLE_CUSTOMERS.set(len(self.index))
         now = self.clock.now()
         due = self.index.pop_due(now, set(partitions), time.time(), self.settings.tick_retry_s)

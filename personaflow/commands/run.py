@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,6 +36,13 @@ def run(
     workdir: Annotated[
         Path, typer.Option("--workdir", help="logs, RocksDB and outbox of the run")
     ] = Path(".personaflow/run"),
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="ISO time the generated history ends at [default: now]"),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="also write the summary as JSON here")
+    ] = None,
 ) -> None:
     """Run the whole pipeline on the embedded local stack, print what it did, stop everything.
 
@@ -47,7 +55,8 @@ def run(
 
     options = RunOptions(
         events=events, customers=customers, seed=seed, workers=workers,
-        partitions=partitions, rate=rate, workdir=workdir,
+        partitions=partitions, rate=rate, workdir=workdir, report=report,
+        history_end=_parse_end(end),
     )  # fmt: skip
     try:
         _run(options)
@@ -56,8 +65,18 @@ def run(
         raise typer.Exit(1) from exc
 
 
+def _parse_end(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint="--end") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def _run(options: RunOptions) -> None:
-    from personaflow.mainjob import OutputMonitor, running_pipeline, wait_ready
+    from personaflow.mainjob import OutputMonitor, running_pipeline, wait_ready, write_report
     from personaflow.settings import Settings
 
     with running_pipeline(options, Settings()) as pipeline:
@@ -80,6 +99,9 @@ def _run(options: RunOptions) -> None:
         finally:
             monitor.stop()
         _print_summary(stats, monitor.tally, pipeline, settled)
+        if options.report is not None:
+            write_report(options.report, dict(stats.by_type), monitor.tally)
+            console.print(f"report: {options.report}")
         console.print("stopping workers, sink and the local stack ...")
     console.print("done: nothing left running.")
 
@@ -94,7 +116,7 @@ def _publish(pipeline: Pipeline, options: RunOptions) -> PublishStats:
         history = list(
             generate_events(options.seed, options.customers, options.events, default_start())
         )
-        stream = ending_now(history)
+        stream = ending_now(history, end=options.history_end)
     with ProgressBar(options.events) as report:
         stats = Publisher(pipeline.endpoints.bootstrap, pipeline.prefix).publish(
             stream, options.rate, report

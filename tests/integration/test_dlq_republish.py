@@ -211,3 +211,32 @@ def test_payload_text_gives_editable_json_or_safe_text():
     assert decode_json(fixed) == good  # ...and is the event once fixed
     assert dlq.payload_text(b'{"a": 1}') == '{"a": 1}'
     assert dlq.payload_text(b"\xff\x00") == "0xff00"
+
+
+def test_concurrent_republishers_write_once(kafka_bootstrap, producer, topics, unique):
+    """Two operators re-publish the same dead letter at the same time: the later run fences
+    the earlier one (same transactional id), so the event reaches its topic once."""
+    site, dlq_events = topics["events.site"], topics["dlq.events"]
+    raw = encode_event(_added("cust-8"))
+    value, headers = dead_letter_record(raw, "state store unavailable", "ProcessingError",
+                                        site, 0, 3, b"cust-8")  # fmt: skip
+    _produce(producer, dlq_events, value, b"cust-8", headers)
+    tid = f"{unique}republish"
+    first = dlq.Republisher(kafka_bootstrap, transactional_id=tid)
+    first.open()
+    plan_first = dlq.plan_republish(dlq.read_dlq(kafka_bootstrap, dlq_events))
+    second = dlq.Republisher(kafka_bootstrap, transactional_id=tid)
+    second.open()  # fences `first`
+    plan_second = dlq.plan_republish(dlq.read_dlq(kafka_bootstrap, dlq_events))
+    assert len(plan_first.todo) == len(plan_second.todo) == 1  # both think it is pending
+    assert len(second.write(plan_second, None)) == 1
+    with pytest.raises(dlq.DlqKafkaError):
+        first.write(plan_first, None)
+    first.close()
+    second.close()
+    consumer = _group_consumer(kafka_bootstrap, f"{unique}reader", site)
+    try:
+        assert [m.value() for m in _consume(consumer, 1)] == [raw]
+    finally:
+        consumer.close()
+    assert dlq.plan_republish(dlq.read_dlq(kafka_bootstrap, dlq_events)).todo == []

@@ -1,0 +1,68 @@
+"""The README's first command, end to end: `personaflow run` on the embedded default.
+
+Runs the real main job (its own Tansu broker and Redis, workers, sink, generator) as a
+subprocess, twice: with one worker and with two. Both must finish cleanly, report non-zero
+triggers and sends, leave no process behind, and the two runs must emit the same trigger ids
+(the work is split by partitions, not changed by it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+# both runs replay the same history ending at the same moment (a minute ago), so their trigger
+# ids are comparable and their triggers are fresh for the sink
+END = (datetime.now(UTC) - timedelta(minutes=1)).replace(microsecond=0).isoformat()
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def _run(tmp_path: Path, workers: int) -> dict[str, object]:
+    workdir = tmp_path / f"run-w{workers}"
+    report = workdir / "report.json"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}  # fmt: skip
+    env["PERSONAFLOW_DATA_DIR"] = str(workdir / "data")
+    done = subprocess.run(
+        [sys.executable, "-m", "personaflow.cli", "run", "--events", "4000", "--customers", "400",
+         "--workers", str(workers), "--partitions", "4", "--workdir", str(workdir),
+         "--end", END, "--report", str(report)],
+        env=env, capture_output=True, timeout=600, check=False,
+    )  # fmt: skip
+    output = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+    assert done.returncode == 0, output[-4000:]
+    assert "summary" in output and "sends by outcome" in output
+    assert _processes_mentioning(str(workdir)) == []
+    return orjson.loads(report.read_bytes())  # type: ignore[no-any-return]
+
+
+def test_main_job_runs_and_two_workers_emit_the_same_triggers_as_one(tmp_path: Path) -> None:
+    one = _run(tmp_path, workers=1)
+    two = _run(tmp_path, workers=2)
+    for report in (one, two):
+        assert sum(report["events_by_type"].values()) == 4000  # type: ignore[union-attr]
+        assert report["trigger_ids"], "no triggers"
+        assert report["sends_by_outcome"].get("sent", 0) > 0  # type: ignore[union-attr]
+        assert report["decode_errors"] == 0
+    assert one["trigger_ids"] == two["trigger_ids"]
