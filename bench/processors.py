@@ -55,7 +55,7 @@ def _fallback(customers: int, count: int) -> list[Any]:
         at = datetime.fromtimestamp(t + i * 7, UTC)
         p = Product(product_id=f"p{i % 40}", name="Item", category=f"cat{i % 6}", price=20)
         kind = i % 20
-        env = {"event_id": f"e{i}", "occurred_at": at, "customer_id": cid}
+        env: dict[str, Any] = {"event_id": f"e{i}", "occurred_at": at, "customer_id": cid}
         if kind < 9:
             out.append(ProductViewed(**env, product=p))
         elif kind < 14:
@@ -106,7 +106,7 @@ def naive_apply(state: NaiveState | None, key: str, ev: Any, topic: str, offset:
         return state if state is not None else NaiveState.model_validate(data)
     data.setdefault("first_seen", ev.occurred_at)
     data["last_seen"] = ev.occurred_at
-    product = getattr(ev, "product", None)
+    product: Any = getattr(ev, "product", None)
     if product is not None:
         affinity = data.setdefault("affinity", {})
         affinity[product.category] = affinity.get(product.category, 0.0) * 0.99 + 1.0

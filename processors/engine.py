@@ -37,7 +37,7 @@ from typing import Any
 
 from processors.deadlines import due as due_entries
 from processors.deadlines import fire
-from processors.errors import RuleError
+from processors.errors import RuleError, UnsupportedEventError
 from processors.facts import Ctx
 from processors.machine import Machine
 from processors.merge import merge_states
@@ -107,8 +107,7 @@ class Engine:
     def ctx(self, st: CustomerState, ev: Any, etype: str, now: float,
             dl: Deadline | None = None) -> Ctx:
         """An evaluation context for guards."""
-        recent, eng_half, aff_half = self._ctx_opts
-        return Ctx(st, ev, etype, now, dl, recent=recent, eng_half=eng_half, aff_half=aff_half)
+        return Ctx(st, ev, etype, now, dl, *self._ctx_opts)
 
     # ------------------------------------------------------------------ contract
     def apply(self, state: CustomerState | None, customer_id: str, event: Any,
@@ -118,15 +117,20 @@ class Engine:
         key = f"{ref.topic}:{ref.partition}" if ref is not None else ""
         if ref is not None and ref.offset <= st.watermarks.get(key, -1):
             return Outcome(st, applied=False)
-        etype = event.type
-        REDUCERS[etype](st, event, int(event.occurred_at.timestamp()), self.rules)
+        etype: str = getattr(event, "type", "")
+        reducer = REDUCERS.get(etype)
+        if reducer is None:
+            raise UnsupportedEventError(f"not an input event type: {etype!r}")
+        reducer(st, event, int(event.occurred_at.timestamp()), self.rules)
         if not st.persona:
             self.machine.initialise(st, now)
         ctx = self.ctx(st, event, etype, now)
         out = Outcome(st, self.machine.evaluate(st, ctx, customer_id, event.event_id))
-        cands = self.trigger_rules.for_transitions(out.transitions, ctx) if out.transitions \
-            else []
-        self._settle(out, customer_id, now, cands, event.event_id)
+        if out.transitions:
+            cands = self.trigger_rules.for_transitions(out.transitions, ctx)
+            self._settle(out, customer_id, now, cands, event.event_id)
+        elif st.deadlines and st.deadlines[0].due <= now:
+            self._settle(out, customer_id, now, [], event.event_id)
         if ref is not None:
             st.watermarks[key] = ref.offset
         return out

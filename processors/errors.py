@@ -18,6 +18,10 @@ class PolicyError(ProcessorsError, ValueError):
     """A policy value is out of range (quiet hours, budget, variants, shares)."""
 
 
+class UnsupportedEventError(ProcessorsError, TypeError):
+    """The engine was handed something that is not an input event (dead-letter it)."""
+
+
 class StateDecodeError(ProcessorsError, ValueError):
     """A serialised customer state could not be decoded (corrupt or from an unknown version)."""
 

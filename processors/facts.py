@@ -26,7 +26,6 @@ class Ctx:
         etype: str,
         now: float,
         dl: Deadline | None = None,
-        *,
         recent: float = 172_800.0,
         eng_half: float = 14 * 86_400.0,
         aff_half: float = 7 * 86_400.0,

@@ -28,6 +28,9 @@ def touch(st: CustomerState, t: int, rules: RuleSet) -> None:
         st.sessions += 1
     if t > st.last_seen:
         st.last_seen = t
+    for d in st.deadlines:  # the inactivity sequence re-bases itself lazily when it fires
+        if d.source == "inactivity":
+            return
     dl.activity(st, rules)
 
 

@@ -56,7 +56,7 @@ class Budget:
     def __init__(self, store: Store, policy: BudgetPolicy) -> None:
         self.store = store
         self.policy = policy
-        self._reserve = store.redis.register_script(_RESERVE)
+        self._reserve = store.script(_RESERVE)
         self._caps: list[int] = []
         for window, cap in policy.caps():
             self._caps += [int(window * 1000), cap]
@@ -67,9 +67,7 @@ class Budget:
     async def reserve(self, customer_id: str, trigger_id: str, now_ms: int) -> BudgetDecision:
         """Take a send slot for ``trigger_id`` now, or say when one frees up."""
         args: list[str | int] = [now_ms, trigger_id, *self._caps]
-        raw = await self.store.call(
-            lambda: self._reserve(keys=[self._key(customer_id)], args=args), "budget.reserve"
-        )
+        raw = await self.store.exec("evalsha", self._reserve, 1, self._key(customer_id), *args)
         ok, when = int(raw[0]), int(raw[1])
         if ok == 1:
             return BudgetDecision(True, int(when))
@@ -77,13 +75,10 @@ class Budget:
 
     async def release(self, customer_id: str, trigger_id: str) -> None:
         """Give back the slot of a send that did not happen."""
-        key = self._key(customer_id)
-        await self.store.call(lambda: self.store.redis.zrem(key, trigger_id), "budget.release")
+        await self.store.exec("zrem", self._key(customer_id), trigger_id)
 
     async def sent_at(self, customer_id: str) -> list[float]:
         """Recorded send times (epoch seconds), oldest first."""
         key = self._key(customer_id)
-        scores = await self.store.call(
-            lambda: self.store.redis.zrange(key, 0, -1, withscores=True)
-        )
+        scores = await self.store.exec("zrange", key, 0, -1, False, True)
         return [float(row[1]) / 1000.0 for row in scores if isinstance(row, tuple | list)]

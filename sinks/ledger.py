@@ -105,10 +105,9 @@ class Ledger:
     def __init__(self, store: Store, lease_ms: int) -> None:
         self.store = store
         self.lease_ms = lease_ms
-        redis = store.redis
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._finalize = redis.register_script(_FINALIZE)
-        self._release = redis.register_script(_RELEASE)
+        self._acquire = store.script(_ACQUIRE)
+        self._finalize = store.script(_FINALIZE)
+        self._release = store.script(_RELEASE)
 
     def _key(self, trigger_id: str) -> str:
         return self.store.key("ledger", trigger_id)
@@ -117,8 +116,7 @@ class Ledger:
         """Claim ``trigger_id`` for ``owner`` (a token unique to this attempt), or say who has
         it / how it ended."""
         args: list[str | int] = [owner, now_ms, self.lease_ms, LEDGER_TTL_MS]
-        raw = await self.store.call(lambda: self._acquire(keys=[self._key(trigger_id)], args=args),
-                                    "ledger.acquire")
+        raw = await self.store.exec("evalsha", self._acquire, 1, self._key(trigger_id), *args)
         fields = [_s(v) for v in raw]
         claim = Claim(fields[0])
         if claim is Claim.BUSY:
@@ -140,26 +138,19 @@ class Ledger:
     ) -> str:
         """Record the final outcome (first writer wins); return the state now recorded."""
         args: list[str | int] = [state, reason, esp_message_id, attempts, LEDGER_TTL_MS]
-        raw = await self.store.call(
-            lambda: self._finalize(keys=[self._key(trigger_id)], args=args), "ledger.finalize"
-        )
+        raw = await self.store.exec("evalsha", self._finalize, 1, self._key(trigger_id), *args)
         return _s(raw[0])
 
     async def mark_published(self, trigger_id: str) -> None:
         """The trigger's Send Result is durable in Kafka."""
-        key = self._key(trigger_id)
-        await self.store.call(lambda: self.store.redis.hset(key, "published", "1"),
-                              "ledger.published")
+        await self.store.exec("hset", self._key(trigger_id), "published", "1")
 
     async def release(self, trigger_id: str, owner: str) -> bool:
         """Drop ``owner``'s pending entry (the trigger was deferred and will come back)."""
-        raw = await self.store.call(
-            lambda: self._release(keys=[self._key(trigger_id)], args=[owner]),
-            "ledger.release",
-        )
+        raw = await self.store.exec("evalsha", self._release, 1, self._key(trigger_id), owner)
         return bool(raw)
 
     async def get(self, trigger_id: str) -> dict[str, str]:
         """The raw entry (for tools and tests)."""
-        raw = await self.store.call(lambda: self.store.redis.hgetall(self._key(trigger_id)))
+        raw = await self.store.exec("hgetall", self._key(trigger_id))
         return {_s(k): _s(v) for k, v in raw.items()}

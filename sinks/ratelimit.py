@@ -41,7 +41,7 @@ class RateLimiter:
         self.rate = rate_per_s
         self.burst = burst
         self.key = store.key("rate", esp)
-        self._take = store.redis.register_script(_TAKE)
+        self._take = store.script(_TAKE)
 
     @property
     def enabled(self) -> bool:
@@ -53,9 +53,7 @@ class RateLimiter:
             return 0.0
         n = min(n, self.burst)
         args: list[str | int | float] = [self.rate, self.burst, n]
-        wait_ms = await self.store.call(
-            lambda: self._take(keys=[self.key], args=args), "ratelimit"
-        )
+        wait_ms = await self.store.exec("evalsha", self._take, 1, self.key, *args)
         return int(wait_ms) / 1000.0
 
     async def acquire(self, n: int = 1) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -100,7 +101,7 @@ class Store:
 
     def script(self, source: str) -> str:
         """Register a Lua script; returns its SHA1 for ``exec("evalsha", sha, ...)``."""
-        sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis' script id
+        sha = hashlib.sha1(source.encode()).hexdigest()
         self._scripts[sha] = source
         return sha
 
@@ -134,7 +135,7 @@ class Store:
     async def _run_batch(self, batch: list[_Op]) -> None:
         """Send ``batch`` in one pipeline; retry on outages, reload scripts Redis forgot."""
         while batch:
-            results = await self.call(lambda: self._pipeline(batch), "redis")
+            results = await self.call(functools.partial(self._pipeline, batch), "redis")
             retry: list[_Op] = []
             for op, result in zip(batch, results, strict=True):
                 if isinstance(result, NoScriptError):

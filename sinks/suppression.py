@@ -117,13 +117,11 @@ class SuppressionList:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.key = store.key("suppressed")
-        self._apply = store.redis.register_script(_APPLY)
+        self._apply = store.script(_APPLY)
 
     async def get(self, customer_id: str) -> Suppression | None:
         """The customer's suppression, if any."""
-        raw = await self.store.call(
-            lambda: self.store.redis.hget(self.key, customer_id), "suppression.get"
-        )
+        raw = await self.store.exec("hget", self.key, customer_id)
         if raw is None:
             return None
         return Suppression.decode(raw.decode() if isinstance(raw, bytes) else str(raw))
@@ -131,10 +129,7 @@ class SuppressionList:
     async def apply(self, action: Action) -> bool:
         """Apply one change atomically (an ``all`` suppression is never downgraded)."""
         value = action.suppress.encode() if action.suppress else ""
-        raw = await self.store.call(
-            lambda: self._apply(keys=[self.key], args=[action.customer_id, value]),
-            "suppression.apply",
-        )
+        raw = await self.store.exec("evalsha", self._apply, 1, self.key, action.customer_id, value)
         return bool(raw)
 
     async def suppress(self, customer_id: str, scope: Scope, reason: str) -> bool:

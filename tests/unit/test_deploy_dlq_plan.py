@@ -62,8 +62,14 @@ def test_bulk_plan_never_repeats_and_second_plan_is_empty(found, data, needle):
     for chosen_letter in plan.todo:
         assert not snapshot.is_republished(chosen_letter)
         assert chosen_letter.original_topic and not chosen_letter.truncated
-    after = dlq.build_snapshot(TOPIC, [*found, *snapshot.republished.values(),
-                                       *(marker(x, 30_000 + n) for n, x in enumerate(plan.todo))])
+    after = dlq.build_snapshot(
+        TOPIC,
+        [
+            *found,
+            *snapshot.republished.values(),
+            *(marker(x, 30_000 + n) for n, x in enumerate(plan.todo)),
+        ],
+    )
     assert dlq.plan_republish(after, where_reason=needle).todo == []  # fmt: skip
 
 
@@ -103,5 +109,12 @@ def test_named_dead_letter_refusals():
 
 def test_retriable_flags():
     assert dlq.DlqKafkaError("x").retriable
-    assert not any(cls("x").retriable for cls in (dlq.AlreadyRepublished, dlq.InvalidFix,
-                                                   dlq.NotRepublishable, dlq.DeadLetterNotFound))
+    assert not any(
+        cls("x").retriable
+        for cls in (
+            dlq.AlreadyRepublished,
+            dlq.InvalidFix,
+            dlq.NotRepublishable,
+            dlq.DeadLetterNotFound,
+        )
+    )

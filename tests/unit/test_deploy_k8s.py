@@ -112,8 +112,10 @@ def merge(base: Any, patch: Any) -> Any:
         for key, value in patch.items():
             out[key] = merge(base[key], value) if key in base else value
         return out
-    if isinstance(base, list) and isinstance(patch, list) and all(
-        isinstance(item, dict) and "name" in item for item in base + patch
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and all(isinstance(item, dict) and "name" in item for item in base + patch)
     ):
         merged = {item["name"]: item for item in base}
         for item in patch:
@@ -305,7 +307,8 @@ def test_volumes_reference_existing_configmaps_and_secrets(docs):
         for container in spec["containers"]:
             mounted = {m["name"] for m in container.get("volumeMounts", [])}
             assert mounted <= {v["name"] for v in spec.get("volumes", [])} | {
-                c["metadata"]["name"] for c in doc["spec"].get("volumeClaimTemplates", [])}
+                c["metadata"]["name"] for c in doc["spec"].get("volumeClaimTemplates", [])
+            }
             for source in container.get("envFrom", []):
                 if "configMapRef" in source:
                     assert source["configMapRef"]["name"] in maps

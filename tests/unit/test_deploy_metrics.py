@@ -154,8 +154,12 @@ def test_alert_rules_are_valid_and_reference_registered_metrics(known):
         used |= check_expression(rule["expr"], known, rule["alert"])
     names = {rule["alert"] for rule in alerts}
     assert len(names) == len(alerts), "duplicate alert names"
-    for needed in ("kafka_consumergroup_lag_sum", "personaflow_dead_letters_total",
-                   "personaflow_deadline_lag_seconds_bucket", "personaflow_esp_errors_total"):
+    for needed in (
+        "kafka_consumergroup_lag_sum",
+        "personaflow_dead_letters_total",
+        "personaflow_deadline_lag_seconds_bucket",
+        "personaflow_esp_errors_total",
+    ):
         assert needed in used, f"no alert on {needed}"  # fmt: skip
 
 

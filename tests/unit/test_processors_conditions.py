@@ -87,7 +87,8 @@ def test_every_registered_fact_evaluates_on_a_real_state() -> None:
     for event in (ev.identify(T0), ev.view("p1", T0 + 1), ev.add("k1", "p1", T0 + 2),
                   ev.order("o1", 80, T0 + 3, products=("p1",)), ev.opened(T0 + 4)):
         run.apply(event)
-    for event in (None, ev.view("p2", T0 + 5)):
+    events: tuple[Any, ...] = (None, ev.view("p2", T0 + 5))
+    for event in events:
         c = Ctx(run.state, event, event.type if event else "tick", T0 + 10)
         values = fact_values(tuple(GETTERS), c)
         assert set(values) == set(GETTERS)

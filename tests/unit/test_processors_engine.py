@@ -130,6 +130,19 @@ def test_codec_round_trip_copy_and_corrupt_input() -> None:
         assert info.value.retriable is False
 
 
+def test_unsupported_input_is_a_typed_non_retriable_error() -> None:
+    from datetime import UTC, datetime
+
+    from processors.errors import UnsupportedEventError
+    from schemas.models import SendOutcome, SendResult
+
+    result = SendResult(trigger_id="t", customer_id="c1", trigger_type="x",
+                        outcome=SendOutcome.SENT, at=datetime.now(UTC))
+    with pytest.raises(UnsupportedEventError) as info:
+        ENGINE.apply(None, "c1", result, None, T0)
+    assert info.value.retriable is False
+
+
 def test_new_state_and_next_due() -> None:
     st = ENGINE.new_state("c9", T0)
     assert (st.persona, st.interest, st.journey) == ("new_visitor", "none", "awareness")

@@ -109,6 +109,7 @@ def run(seq: list[tuple[float, Any]], *, roundtrip: bool = False,
             state = out.state
             triggers.extend(out.triggers)
             transitions.extend(out.transitions)
+    assert state is not None
     return {"state": encode_state(state), "triggers": [t.model_dump() for t in triggers],
             "transitions": [t.model_dump() for t in transitions], "raw": triggers}
 
@@ -165,7 +166,7 @@ def test_consent_opted_out_customer_never_gets_marketing(plan, block, where) -> 
 
 
 def _send_time(trigger: Any) -> float:
-    return (trigger.not_before or trigger.created_at).timestamp()
+    return float((trigger.not_before or trigger.created_at).timestamp())
 
 
 @SETTINGS
