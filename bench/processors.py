@@ -5,8 +5,10 @@ serialised state size, over the generator's event mix.
 
 Decoding is excluded (events are built before timing). Each event is timed on its own
 (``perf_counter_ns``); the same run times a naive baseline (a pydantic-model state updated by
-copy-and-validate per event) on the same events for a ratio. Results are medians over
-``--repeat`` runs. The last line is one JSON object.
+dump-update-validate per event, without any persona/trigger logic) on the same events for a
+ratio, and a calibration workload (``sum(range(1000))``, best of 20) that shows how fast or
+loaded the machine was. Results are medians over ``--repeat`` runs. The last line is one
+JSON object.
 """
 
 from __future__ import annotations
@@ -220,8 +222,10 @@ def once(evs: list[Any]) -> dict[str, float]:
     sizes, enc, dec = run_codec(states)
     sizes.sort()
     apply_p50 = pct(timings, 0.5)
+    calibration = calibrate()
     return {
-        "calibration_us": calibrate(),
+        "calibration_us": calibration,
+        "apply_p50_in_calibrations": apply_p50 / calibration,
         "apply_us_p50": apply_p50,
         "apply_us_p90": pct(timings, 0.9),
         "apply_us_p99": pct(timings, 0.99),

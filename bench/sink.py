@@ -9,7 +9,9 @@ a Tansu broker and a redis-server started here):
   are handled;
 - ``smtp_sends_per_s``: the same into a local SMTP server (aiosmtpd);
 - ``naive_sends_per_s``: the baseline in the same run: consume, render, one synchronous HTTP
-  request per trigger (no batching, no concurrency, no guards);
+  request per trigger (no batching, no concurrency, no guards, no results);
+- ``serial_sink_sends_per_s``: the full sink with concurrency 1 and no batching (one
+  synchronous request per trigger, same guarantees as the measured sink);
 - ``t2a_p50_ms`` / ``t2a_p99_ms``: triggers produced at a fixed rate (500/s), latency from
   the trigger's ``created_at`` to the ESP accepting it (ESP clock, same machine).
 
@@ -33,11 +35,13 @@ import time
 import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
 from personaflow.kafka import consumer_config, producer_config
 from schemas.codec import encode_event
+from schemas.models import Trigger
 from sinks.codec import decode_trigger
 from sinks.compose import compose
 from sinks.esp.http import build_payload
@@ -99,7 +103,8 @@ def _new_env(bootstrap: str, redis_url: str) -> Env:
     return Env(bootstrap, redis_url, prefix, dict(report.names))
 
 
-def _triggers(n: int, tag: str) -> list:
+def _triggers(n: int, tag: str) -> list[Trigger]:
+    tag = f"{tag}{uuid.uuid4().hex[:6]}"
     return [make_trigger(f"{tag}-{i}", customer_id=f"c{tag}-{i}") for i in range(n)]
 
 
@@ -131,8 +136,19 @@ def bench_smtp(bootstrap: str, redis_url: str, port: int, n: int) -> float:
     return asyncio.run(_drain(env, settings, n))
 
 
+def bench_serial(bootstrap: str, redis_url: str, port: int, n: int) -> float:
+    """The same sink (all guards, ledger, results) with no concurrency and no batching: one
+    synchronous request per trigger."""
+    env = _new_env(bootstrap, redis_url)
+    produce(bootstrap, env.topics["triggers.email"], _triggers(n, "q"))
+    settings = env.settings(esp="http", http_url=f"http://127.0.0.1:{port}/v3/mail/send",
+                            concurrency=1, http_batch_size=1)
+    return asyncio.run(_drain(env, settings, n))
+
+
 def bench_naive(bootstrap: str, port: int, n: int) -> float:
-    """Consume, render, one blocking POST per trigger: what a first sink would do."""
+    """Consume, render, one blocking POST per trigger, no guards, no results: the floor of
+    what a first sink would do."""
     env = _new_env(bootstrap, "")
     produce(bootstrap, env.topics["triggers.email"], _triggers(n, "n"))
     settings = env.settings()
@@ -153,7 +169,7 @@ def bench_naive(bootstrap: str, port: int, n: int) -> float:
             resp = conn.getresponse()
             resp.read()
             assert resp.status == 202, resp.status
-            consumer.commit(msg, asynchronous=False)
+            consumer.commit(message=msg, asynchronous=False)
             done += 1
     finally:
         conn.close()
@@ -162,10 +178,10 @@ def bench_naive(bootstrap: str, port: int, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def _esp_stats(port: int) -> dict:
+def _esp_stats(port: int) -> dict[str, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/stats")
-    data = json.loads(conn.getresponse().read())
+    data: dict[str, Any] = json.loads(conn.getresponse().read())
     conn.close()
     return data
 
@@ -176,7 +192,9 @@ async def _paced(env: Env, settings, rate: int, seconds: float, esp_port: int) -
     total = int(rate * seconds)
     created: dict[str, float] = {}
     async with running_sink(settings, env.wiring()) as app:
-        while not app.service.assigned:
+        for _ in range(1000):
+            if app.service.assigned:
+                break
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.5)
         start = time.time()
@@ -186,13 +204,15 @@ async def _paced(env: Env, settings, rate: int, seconds: float, esp_port: int) -
             if delay > 0:
                 await asyncio.sleep(delay)
             now = datetime.now(UTC)
-            t = make_trigger(f"p{i}", customer_id=f"cp-{i}", created_at=now,
+            t = make_trigger(f"{env.prefix}p{i}", customer_id=f"cp-{i}", created_at=now,
                              expires_at=now + timedelta(hours=1))
             created[t.trigger_id] = t.created_at.timestamp()
             producer.produce(topic, encode_event(t), key=t.customer_id)
             producer.poll(0)
         producer.flush(10)
-        while app.service.handled < total:
+        for _ in range(2400):  # at most 120 s
+            if app.service.handled >= total:
+                break
             await asyncio.sleep(0.05)
     accepted = _esp_stats(esp_port)["accepted"]
     return sorted((accepted[k] - v) * 1000 for k, v in created.items() if k in accepted)
@@ -222,9 +242,12 @@ def main() -> None:
         bootstrap, redis_url = _endpoints(stack)
         http_port = _spawn_esp("http", stack)
         smtp_port = _spawn_esp("smtp", stack)
-        runs: dict[str, list[float]] = {k: [] for k in ("http", "smtp", "naive", "p50", "p99")}
+        runs: dict[str, list[float]] = {
+            k: [] for k in ("http", "smtp", "naive", "serial", "p50", "p99")
+        }
         for r in range(args.repeat):
             runs["naive"].append(bench_naive(bootstrap, http_port, args.naive_n))
+            runs["serial"].append(bench_serial(bootstrap, redis_url, http_port, args.naive_n))
             runs["http"].append(bench_http(bootstrap, redis_url, http_port, args.n))
             runs["smtp"].append(bench_smtp(bootstrap, redis_url, smtp_port, args.smtp_n))
             p50, p99, count = bench_latency(bootstrap, redis_url, http_port, args.rate,
@@ -232,17 +255,21 @@ def main() -> None:
             runs["p50"].append(p50)
             runs["p99"].append(p99)
             print(f"run {r + 1}: http {runs['http'][-1]:.0f}/s, smtp {runs['smtp'][-1]:.0f}/s, "
-                  f"naive {runs['naive'][-1]:.0f}/s, t2a p50 {p50:.1f} ms p99 {p99:.1f} ms "
+                  f"naive {runs['naive'][-1]:.0f}/s, serial sink {runs['serial'][-1]:.0f}/s, "
+                  f"t2a p50 {p50:.1f} ms p99 {p99:.1f} ms "
                   f"({count} at {args.rate}/s)", flush=True)
     med = {k: statistics.median(v) for k, v in runs.items()}
-    print(f"median: http {med['http']:.0f}/s ({med['http'] / med['naive']:.1f}x naive), "
-          f"smtp {med['smtp']:.0f}/s, naive {med['naive']:.0f}/s, "
+    print(f"median: http {med['http']:.0f}/s ({med['http'] / med['naive']:.1f}x naive, "
+          f"{med['http'] / med['serial']:.1f}x serial sink), smtp {med['smtp']:.0f}/s, "
+          f"naive {med['naive']:.0f}/s, serial sink {med['serial']:.0f}/s, "
           f"t2a p50 {med['p50']:.1f} ms, p99 {med['p99']:.1f} ms")
     print(json.dumps({
         "http_sends_per_s": round(med["http"], 1),
         "smtp_sends_per_s": round(med["smtp"], 1),
         "naive_sends_per_s": round(med["naive"], 1),
+        "serial_sink_sends_per_s": round(med["serial"], 1),
         "http_vs_naive": round(med["http"] / med["naive"], 2),
+        "http_vs_serial_sink": round(med["http"] / med["serial"], 2),
         "t2a_p50_ms": round(med["p50"], 2),
         "t2a_p99_ms": round(med["p99"], 2),
         "repeat": args.repeat,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -76,6 +76,12 @@ class InvalidFix(DlqError):
 
 class DlqKafkaError(DlqError):
     """The broker could not be read from or written to in time. Retriable."""
+
+    retriable = True
+
+
+class DlqStoreError(DlqError):
+    """Redis (the sink's ledger) could not be reached. Retriable."""
 
     retriable = True
 
@@ -234,6 +240,8 @@ class RepublishReport:
     skipped: list[tuple[DeadLetterRecord, str]]
     fixed: bool = False
     dry_run: bool = False
+    rearmed: list[str] = field(default_factory=list)
+    """Trigger ids whose ``failed`` sink-ledger entry was cleared so they are sent again."""
 
 
 def _int_or_none(text: str | None) -> int | None:
@@ -546,6 +554,10 @@ class Republisher:
             self._producer = None
 
 
+BeforeWrite = Callable[[list[DeadLetterRecord]], list[str]]
+"""Called with the dead letters about to be re-published, before anything is written."""
+
+
 def republish(
     bootstrap: str,
     topic: str,
@@ -555,11 +567,13 @@ def republish(
     fix_json: bytes | None = None,
     dry_run: bool = False,
     transactional_id: str | None = None,
+    before_write: BeforeWrite | None = None,
 ) -> RepublishReport:
     """Re-publish dead letters of ``topic`` to their original topics, at most once each.
 
     With ``fix_json`` (a corrected event as JSON) exactly one dead letter (``ref``) is
-    re-published with that payload instead of the original bytes.
+    re-published with that payload instead of the original bytes. ``before_write`` (e.g.
+    :func:`ledger_rearmer` for ``dlq.sends``) runs first; its result lands in ``rearmed``.
     """
     if fix_json is not None and ref is None:
         raise InvalidFix("a fixed payload replaces one dead letter: name it with --offset")
@@ -576,7 +590,62 @@ def republish(
             pairs = [(letter, letter.original_topic or "") for letter in plan.todo]
             return RepublishReport([] if not dry_run else pairs, plan.skipped, fix is not None,
                                    dry_run)  # fmt: skip
+        rearmed = before_write(plan.todo) if before_write is not None else []
         written = writer.write(plan, fix)
     finally:
         writer.close()
-    return RepublishReport(written, plan.skipped, fix is not None, dry_run)
+    return RepublishReport(written, plan.skipped, fix is not None, dry_run, rearmed)
+
+
+# ------------------------------------------------------------------ the sink's ledger
+
+LEDGER_KEY = "{prefix}ledger:{trigger_id}"
+"""The sink ledger's key of a trigger (sinks/ledger.py: ``Store.key("ledger", trigger_id)``)."""
+_REARM_SCRIPT = (
+    "if redis.call('HGET', KEYS[1], 'state') == 'failed' then "
+    "return redis.call('DEL', KEYS[1]) end return 0"
+)
+
+
+def trigger_ids(letters: Iterable[DeadLetterRecord]) -> list[str]:
+    """Ids of the triggers held by these dead letters (payloads that are no Trigger skipped)."""
+    from schemas.codec import decode_event
+    from schemas.errors import DecodeError
+    from schemas.models import Trigger
+
+    ids: list[str] = []
+    for letter in letters:
+        try:
+            event = decode_event(letter.payload)
+        except DecodeError:
+            continue
+        if isinstance(event, Trigger):
+            ids.append(event.trigger_id)
+    return ids
+
+
+def rearm_failed_sends(redis_url: str, key_prefix: str, ids: Iterable[str]) -> list[str]:
+    """Clear the sink ledger's final ``failed`` entries of these triggers, so a re-published
+    trigger is attempted again instead of being reported a duplicate. Entries in any other
+    state (``sent`` above all) are left alone, atomically. Returns the ids cleared."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    try:
+        script = client.register_script(_REARM_SCRIPT)
+        keys = {tid: LEDGER_KEY.format(prefix=key_prefix, trigger_id=tid) for tid in ids}
+        return [tid for tid, key in keys.items() if script(keys=[key])]
+    except redis.RedisError as exc:
+        raise DlqStoreError(f"cannot reach the sink ledger in Redis: {exc}") from exc
+    finally:
+        client.close()
+
+
+def ledger_rearmer(redis_url: str, key_prefix: str) -> BeforeWrite:
+    """A ``before_write`` hook for ``dlq.sends``: re-arm the failed sends about to be
+    re-published (before they are written, so the sink cannot see them first)."""
+
+    def rearm(letters: list[DeadLetterRecord]) -> list[str]:
+        return rearm_failed_sends(redis_url, key_prefix, trigger_ids(letters))
+
+    return rearm

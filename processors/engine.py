@@ -13,6 +13,9 @@ CONTRACT (owned by processors/, consumed by streams/ and replay):
         ref:    InputRef | None        (source topic/partition/offset; None = no watermark)
         -> Outcome(state, transitions, triggers, applied)
            applied is False and nothing is emitted when ref <= the watermark already applied.
+           Watermarks are kept per topic partition and per source key: records keyed by
+           another id (anonymous events forwarded to the customer) are checked against
+           "topic:partition~anonymous_id", since their offsets interleave with the customer's.
     out = engine.tick(state, customer_id, now, ref)      # fire deadlines due at `now`
     out = engine.merge(state, anonymous_state, customer_id, now, cause_event_id)
         identity stitching: the anonymous history (views, carts, interests) merged in.
@@ -85,6 +88,15 @@ class Outcome:
         return self.state.next_due
 
 
+def watermark_key(ref: InputRef, source: str | None, customer_id: str) -> str:
+    """The watermark an input is checked against: ``topic:partition`` for the customer's own
+    records, ``topic:partition~source`` for records keyed by another id (an anonymous id
+    forwarded after identification), whose offsets interleave with the customer's own."""
+    if not source or source == customer_id:
+        return f"{ref.topic}:{ref.partition}"
+    return f"{ref.topic}:{ref.partition}~{source}"
+
+
 class Engine:
     """The domain core for one rule set; see the module docstring for the contract."""
 
@@ -114,7 +126,8 @@ class Engine:
               ref: InputRef | None, now: float) -> Outcome:
         """Apply one input event at decision time ``now`` (see the module docstring)."""
         st = state if state is not None else self.new_state(customer_id, now)
-        key = f"{ref.topic}:{ref.partition}" if ref is not None else ""
+        key = watermark_key(ref, event.customer_id or event.anonymous_id, customer_id) \
+            if ref is not None else ""
         if ref is not None and ref.offset <= st.watermarks.get(key, -1):
             return Outcome(st, applied=False)
         etype: str = getattr(event, "type", "")

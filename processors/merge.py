@@ -4,8 +4,9 @@ What carries over: activity (first/last seen, sessions, searches), product views
 affinity (both decayed to ``now`` and summed), carts (the customer's copy wins on the same
 cart id unless the anonymous one is newer), orders (by order id), engagement (the higher),
 pending deadlines and deferred triggers, trigger history (for the budget), watermarks (the
-higher offset per partition), missing traits. Consent is conservative: a withdrawal or
-suppression on either side stays.
+anonymous state's own ``topic:partition`` marks become ``topic:partition~anonymous_id``, as
+forwarded records of that id are checked against those), missing traits. Consent is
+conservative: a withdrawal or suppression on either side stays.
 
 Personas: when the customer is still in a dimension's initial state, the anonymous state's
 persona carries over (a ``identity_merge`` transition records it); journey takes the further
@@ -110,8 +111,10 @@ def _pending(st: CustomerState, anon: CustomerState, rules: RuleSet) -> None:
     st.deadlines.sort()
     st.sent = sorted([*st.sent, *anon.sent])[-rules.settings.limits.sent:]
     for key, offset in anon.watermarks.items():
-        if offset > st.watermarks.get(key, -1):
-            st.watermarks[key] = offset
+        # the anonymous state's own records become records of another key for the customer
+        as_forwarded = key if "~" in key else f"{key}~{anon.customer_id}"
+        if offset > st.watermarks.get(as_forwarded, -1):
+            st.watermarks[as_forwarded] = offset
     st.changes = sorted([*st.changes, *anon.changes])[-rules.settings.limits.changes:]
 
 

@@ -59,20 +59,22 @@ _TOPICS = tuple(spec.name for spec in ALL_TOPICS)
 
 @lru_cache(maxsize=4096)
 def _alias(key: str) -> str:
-    topic, sep, partition = key.rpartition(":")
+    base, tilde, source = key.partition("~")  # "~" cannot occur in a topic name
+    topic, sep, partition = base.rpartition(":")
     for i, name in enumerate(_TOPICS):
         if topic.endswith(name):
-            return f"{topic[: -len(name)]}#{i}{sep}{partition}"
+            return f"{topic[: -len(name)]}#{i}{sep}{partition}{tilde}{source}"
     return key
 
 
 @lru_cache(maxsize=4096)
 def _unalias(key: str) -> str:
-    if "#" not in key:
+    base, tilde, source = key.partition("~")
+    if "#" not in base:
         return key
-    prefix, _, rest = key.partition("#")
+    prefix, _, rest = base.partition("#")
     index, sep, partition = rest.partition(":")
-    return f"{prefix}{_TOPICS[int(index)]}{sep}{partition}"
+    return f"{prefix}{_TOPICS[int(index)]}{sep}{partition}{tilde}{source}"
 
 
 class _Products:

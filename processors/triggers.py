@@ -201,9 +201,7 @@ class TriggerRules:
         exp = rule.experiment
         r, f, m = rfm(st.last_order_at, st.orders, st.revenue - st.refunded, now)
         tokens, products = _content(st, cand, now, s.affinity_half_life)
-        # model_construct: every field is built here with its contract type (tests validate
-        # a round trip of emitted triggers); validation would double the cost of a tick.
-        return Trigger.model_construct(
+        return Trigger(
             trigger_id=stable_id(customer_id, rule.id, cand.episode, cand.step),
             customer_id=customer_id,
             trigger_type=rule.trigger_type,
@@ -234,10 +232,8 @@ class TriggerRules:
 
 
 def _product(item: Any) -> Product:
-    # model_construct: the values come from validated events; tests check the round trip
-    return Product.model_construct(product_id=item.product_id, name=item.name,
-                                   category=item.category, price=item.price,
-                                   quantity=getattr(item, "quantity", 1))
+    return Product(product_id=item.product_id, name=item.name, category=item.category,
+                   price=item.price, quantity=getattr(item, "quantity", 1))
 
 
 def _viewed(st: CustomerState, first: str | None = None) -> list[Product]:

@@ -118,6 +118,17 @@ class LocalHttpEsp:
         return accepted
 
 
+class _Sink:
+    """aiosmtpd handler that accepts and counts messages without parsing them (benchmarks)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.count += 1
+        return "250 Message accepted"
+
+
 class _Capture:
     """aiosmtpd handler keeping every message."""
 
@@ -212,7 +223,7 @@ def main(argv: list[str]) -> int:
     if kind == "http":
         asyncio.run(_serve_http(port))
     elif kind == "smtp":
-        controller = Controller(_Capture(), hostname="127.0.0.1", port=port)
+        controller = Controller(_Sink(), hostname="127.0.0.1", port=port)
         controller.start()
         threading.Event().wait()
     return 2

@@ -38,6 +38,7 @@ LOYAL_PERSONAS = frozenset({"loyal", "vip", "champion", "repeat_buyer", "loyal_c
 
 DEFAULT_FOLDER = "_default"
 _SPACES = re.compile(r"\s+")
+_TYPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=False,
         )
+        self._names: dict[tuple[str, str, str | None], str] = {}
         self.env.filters["money"] = _money
         self.env.filters["safe_url"] = _safe_url
 
@@ -103,11 +105,24 @@ class Renderer:
         )
 
     def _folder(self, trigger_type: str) -> str:
-        if (self.templates_dir / trigger_type).is_dir() and trigger_type[0] not in "_.":
-            return trigger_type
-        return DEFAULT_FOLDER
+        key = (trigger_type, "", None)
+        folder = self._names.get(key)
+        if folder is None:
+            own = bool(_TYPE_NAME.fullmatch(trigger_type)) and (
+                self.templates_dir / trigger_type
+            ).is_dir()
+            folder = self._names[key] = trigger_type if own else DEFAULT_FOLDER
+        return folder
 
     def _template_name(self, folder: str, part: str, variant: str | None) -> str:
+        """The template file for a part (cached: the folder is read once per process)."""
+        key = (folder, part, variant)
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = self._find(folder, part, variant)
+        return name
+
+    def _find(self, folder: str, part: str, variant: str | None) -> str:
         if variant and re.fullmatch(r"[A-Za-z0-9_-]{1,32}", variant):
             name = f"{folder}/{part}.{variant}.j2"
             if (self.templates_dir / name).is_file():

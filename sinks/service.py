@@ -259,12 +259,35 @@ class SinkService:
     # ------------------------------------------------------------------ one record
 
     async def _handle(self, msg: Message, tp: tuple[str, int], offset: int) -> None:
+        """Handle one record; on unexpected failures (broker hiccups, bugs) try again with
+        backoff: every step is idempotent, and the offset stays uncommitted meanwhile."""
+        delay = 0.2
+        while True:
+            try:
+                await self._handle_once(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried; the record is never dropped
+                if self.stopping.is_set():
+                    log.warning("giving up on a record at shutdown (redelivered later): %r", exc)
+                    return
+                log.warning("record %s/%d failed, retrying in %.1fs: %r", tp[0], offset, delay,
+                            exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.tracker.done(tp, offset)
+            self.handled += 1
+            return
+
+    async def _handle_once(self, msg: Message) -> None:
         raw = msg.value() or b""
         try:
             trigger = decode_trigger(raw)
         except DecodeError as exc:
+            if exc.retriable:
+                raise
             await self._dead_letter(raw, msg, DeadLetterNote(exc.reason, exc.error_type))
-            self.tracker.done(tp, offset)
             return
         async with self.keylocks.hold(trigger.trigger_id):
             decision = await self.processor.process(trigger)
@@ -274,8 +297,6 @@ class SinkService:
                 await self.deferred.add(trigger.trigger_id, payload, due_ms)
             await self._publish(trigger, decision, raw, msg)
             await self.processor.published(trigger, decision)
-        self.tracker.done(tp, offset)
-        self.handled += 1
 
     async def _publish(
         self, trigger: Trigger, decision: Decision, raw: bytes, msg: Message

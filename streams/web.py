@@ -1,7 +1,8 @@
 """HTTP views of a worker (Faust web, port ``worker_web_port``, default 6066).
 
 - ``/healthz``: the process is up (liveness).
-- ``/readyz``: partitions assigned, tables recovered, not rebalancing (readiness) - 503 if not.
+- ``/readyz``: partitions assigned, tables recovered and due-index built, not rebalancing
+  (readiness) - 503 if not.
 - ``/metrics``: Prometheus exposition.
 - ``/customers/{customer_id}``: the state held by this worker, its persona history with the
   rule behind each change, and its next deadline (contact data redacted); 404 elsewhere.
@@ -30,7 +31,7 @@ def register_views(app: Any, worker: StreamWorker) -> None:
     @app.page("/readyz")  # type: ignore[misc,untyped-decorator]
     async def readyz(web: Any, request: Any) -> Any:
         partitions = worker.active_partitions()
-        ready = partitions is not None and bool(partitions)
+        ready = bool(partitions) and worker.indexed_partitions() == partitions
         body = {"ready": ready, "partitions": sorted(partitions or ())}
         return web.json(body, status=200 if ready else 503)
 

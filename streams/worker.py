@@ -125,6 +125,10 @@ class StreamWorker:
         actives = self.app.assignor.assigned_actives()
         return frozenset(tp.partition for tp in actives if tp.topic == first)
 
+    def indexed_partitions(self) -> frozenset[int] | None:
+        """The partitions the due-index was last built for."""
+        return self._indexed
+
     def refresh_index(self, partitions: frozenset[int]) -> None:
         """Rebuild the due-index from the table when the assignment changed."""
         if partitions == self._indexed:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from personaflow.dlq import DeadLetterRecord, DlqSnapshot, RepublishReport
+    from personaflow.dlq import BeforeWrite, DeadLetterRecord, DlqSnapshot, RepublishReport
 
 dlq_app = typer.Typer(
     name="dlq",
@@ -144,6 +144,8 @@ def _print_report(report: RepublishReport) -> None:
         typer.echo(f"{verb} {letter.source_id} -> {target}{fixed}")
     for letter, why in report.skipped:
         typer.echo(f"skipped {letter.source_id}: {why}")
+    if report.rearmed:
+        typer.echo(f"cleared {len(report.rearmed)} failed sink-ledger entries: they will be sent")
     typer.echo(f"{verb}: {len(report.republished)}, skipped: {len(report.skipped)}")
 
 
@@ -161,6 +163,10 @@ def republish_command(
         typer.Option("--fix-json", exists=True, dir_okay=False, help="corrected event (JSON)"),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be done")] = False,
+    rearm: Annotated[
+        bool,
+        typer.Option(help="dlq.sends: clear the sink ledger's 'failed' entries so they resend"),
+    ] = True,
 ) -> None:
     """Re-publish dead letters to their original topics with their original keys, once each."""
     from personaflow.devstack import StackError
@@ -170,6 +176,7 @@ def republish_command(
         typer.echo("no --offset or --where-reason: every pending dead letter is selected")
     try:
         bootstrap, full_topic = _bootstrap_and_topic(topic)
+        hook = _rearmer() if rearm and topic is DlqTopic.SENDS and not dry_run else None
         report = republish(
             bootstrap,
             full_topic,
@@ -177,7 +184,19 @@ def republish_command(
             where_reason=where_reason,
             fix_json=fix_json.read_bytes() if fix_json is not None else None,
             dry_run=dry_run,
+            before_write=hook,
         )
     except (DlqError, StackError) as exc:
         raise _fail(exc) from exc
     _print_report(report)
+
+
+def _rearmer() -> BeforeWrite:
+    """The ledger re-arm hook, on the sink's Redis and key prefix."""
+    from personaflow.devstack import resolve_endpoints
+    from personaflow.dlq import ledger_rearmer
+    from personaflow.settings import Settings
+    from sinks.settings import SinkSettings
+
+    redis_url = resolve_endpoints(Settings()).redis_url
+    return ledger_rearmer(redis_url, SinkSettings().redis_key_prefix)

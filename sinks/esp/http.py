@@ -27,6 +27,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import orjson
 
 from sinks.errors import EspPermanentError, EspTemporaryError
 from sinks.esp.base import EspAdapter
@@ -206,7 +207,7 @@ class HttpAdapter(EspAdapter):
     async def _post(self, emails: list[OutgoingEmail], *, limited: bool = True) -> list[str]:
         """POST one request; return one message id per email or raise a typed error."""
         assert self._session is not None
-        headers = {"Idempotency-Key": idempotency_key(emails)}
+        headers = {"Idempotency-Key": idempotency_key(emails), "Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         try:
@@ -221,9 +222,8 @@ class HttpAdapter(EspAdapter):
 
     async def _request(self, emails: list[OutgoingEmail], headers: dict[str, str]) -> list[str]:
         assert self._session is not None
-        async with self._session.post(
-            self.url, json=build_payload(emails), headers=headers
-        ) as resp:
+        body = orjson.dumps(build_payload(emails))
+        async with self._session.post(self.url, data=body, headers=headers) as resp:
             await resp.read()
             status = resp.status
             if 200 <= status < 300:

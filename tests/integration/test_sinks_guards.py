@@ -91,7 +91,7 @@ async def test_template_error_and_garbage_go_to_dead_letter(env, tmp_path):
         dead = await asyncio.to_thread(
             read_topic, env.bootstrap, env.topics["dlq.sends"], want=2, timeout=20
         )
-        assert app.service.handled == 2
+        assert app.service.handled == 3  # the garbage record is handled too (dead letter)
     by_id = {r.trigger_id: r for r in results}
     assert by_id["trg-broken"].outcome is SendOutcome.FAILED
     assert by_id["trg-broken"].reason == "template_error"

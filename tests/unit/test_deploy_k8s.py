@@ -245,7 +245,9 @@ def test_worker_statefulset(docs):
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts[claim["metadata"]["name"]] == env["PERSONAFLOW_DATA_DIR"]  # RocksDB on PVC
     assert Path(env["PERSONAFLOW_RULES_FILE"]).parent == Path(mounts["rules"])
-    assert worker["spec"]["replicas"] <= int(env["PERSONAFLOW_PARTITIONS"])
+    assert "replicas" not in worker["spec"]  # KEDA owns the count
+    scaled = find(docs, "ScaledObject", "personaflow-worker")["spec"]
+    assert scaled["maxReplicaCount"] <= int(env["PERSONAFLOW_PARTITIONS"])
     annotations = worker["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(WORKER_PORT)
     assert "personaflow.io/config-hash" in annotations
@@ -339,3 +341,27 @@ def test_generated_files_are_up_to_date():
     done = subprocess.run([sys.executable, str(K8S / "gen_config.py"), "--check"],
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_alerts_job_names_exist_in_compose_and_kubernetes_scraping(docs):
+    import re
+
+    alerts = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
+    jobs = set(re.findall(r'job="([^"]+)"', alerts))
+    assert jobs
+    compose = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert jobs <= {job["job_name"] for job in compose["scrape_configs"]}
+    kube = yaml.safe_load((ROOT / "deploy/prometheus/prometheus-kubernetes.yml").read_text())
+    [pods] = kube["scrape_configs"]
+    [job_rule] = [r for r in pods["relabel_configs"] if r.get("target_label") == "job"]
+    name_label = "app.kubernetes.io/name"  # Prometheus exposes it with non-alphanumerics as _
+    assert job_rule["source_labels"] == [
+        "__meta_kubernetes_pod_label_" + re.sub(r"[^A-Za-z0-9_]", "_", name_label)
+    ]
+    scraped = {
+        d["spec"]["template"]["metadata"]["labels"][name_label]
+        for d in docs
+        if d["kind"] in ("StatefulSet", "Deployment")
+        and d["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/scrape")
+    }
+    assert jobs <= scraped

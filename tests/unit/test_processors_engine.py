@@ -31,6 +31,26 @@ def test_watermark_makes_a_replayed_input_a_no_op() -> None:
     assert out.state.watermarks == {"events.site:2": 10, "events.site:3": 1}
 
 
+def test_forwarded_anonymous_records_have_their_own_watermark() -> None:
+    """After identification, an anonymous id's records are forwarded to the customer with
+    their original offsets, which interleave with the customer's own on the same partition."""
+    anon_ev, own_ev = Events(None, "anon-1", prefix="a"), Events("c1")
+    anon = ENGINE.apply(None, "anon-1", anon_ev.view("p1", T0), InputRef("events.site", 5, 100),
+                        T0).state
+    st = ENGINE.apply(None, "c1", own_ev.view("p2", T0 + 1), InputRef("events.site", 5, 120),
+                      T0 + 1).state
+    st = ENGINE.merge(st, anon, "c1", T0 + 2).state
+    assert st.watermarks == {"events.site:5": 120, "events.site:5~anon-1": 100}
+    late = anon_ev.view("p3", T0 + 3)  # anon-1's record at offset 110, forwarded late
+    out = ENGINE.apply(st, "c1", late, InputRef("events.site", 5, 110), T0 + 3)
+    assert out.applied and [v.product_id for v in st.views][-1] == "p3"
+    again = ENGINE.apply(st, "c1", late, InputRef("events.site", 5, 110), T0 + 4)
+    assert again.applied is False
+    assert ENGINE.apply(st, "c1", anon_ev.view("p1", T0 + 5), InputRef("events.site", 5, 100),
+                        T0 + 5).applied is False
+    assert decode_state(encode_state(st)).watermarks == st.watermarks
+
+
 def test_transition_record_explains_itself() -> None:
     run, ev = Runner(ENGINE, "c1"), Events("c1")
     run.apply(ev.view("p1", T0))

@@ -112,3 +112,9 @@ def test_templates_check_passes_for_shipped_templates_and_flags_problems(tmp_pat
     text = "\n".join(map(str, problems))
     assert "welcome" in text and "not escaped" in text
     assert "browse_abandonment" in text and "no unsubscribe link in the text part" in text
+
+
+def test_trigger_type_cannot_reach_outside_the_templates_folder():
+    for kind in ("../sinks", "cart_abandonment/../../..", "_layout", ".hidden"):
+        email = RENDERER.render(trigger(trigger_type=kind), UNSUB)
+        assert email.subject == "News from the shop"

@@ -1,0 +1,428 @@
+"""Stream worker benchmark: ``python -m bench.streams`` (``BENCH_QUICK=1`` for a < 2 min run).
+
+In one run, on the generator's event mix, on the same broker (a local Tansu unless
+KAFKA_BOOTSTRAP_SERVERS is set), 6 partitions:
+
+(a) raw ceiling: confluent-kafka consume + Avro decode (``decode_raw``), nothing else;
+(b) idiomatic Faust: one agent, per-event JSON decode, one table update per event;
+(c) personaflow's worker (``personaflow worker``: decode, identity, engine, outputs, tables);
+(d) Faust's no-op path: ``stream.take_events(2000, within=0.05)``, events dropped;
+
+then, on the worker: event->trigger latency at a fixed 2,000 events/s (wall clock; welcome
+triggers fire on Identify), deadline->trigger lag (cart deadlines falling due during the run),
+recovery time of a fresh worker (empty data dir: the table comes back from its changelog) and
+memory per customer. Throughput is measured from committed offsets (commit interval 0.2 s)
+between the first commit and the last; each variant is repeated and the median reported.
+Prints human lines, then one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+PARTITIONS = 6
+EVENTS = int(os.environ.get("BENCH_EVENTS", 15_000 if QUICK else 100_000))
+REPEATS = int(os.environ.get("BENCH_REPEATS", 1 if QUICK else 3))
+RECOVERY_CUSTOMERS = int(os.environ.get("BENCH_RECOVERY", 10_000 if QUICK else 100_000))
+RATE = 2000
+RATE_SECONDS = 5 if QUICK else 15
+BENCH_RULES = """\
+version: 1
+settings:
+  budget: {per_day: 6, per_week: 6}
+  holdout: {salt: bench, share: 0.0}
+  quiet_hours: {start: 0, end: 0}
+"""
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+# ---------------------------------------------------------------- baselines (subprocess)
+
+
+def baseline_main(mode: str) -> None:
+    """A minimal Faust app: ``idiomatic`` (JSON + one table update per event) or ``noop``."""
+    import faust
+
+    env = os.environ
+    prefix, partitions = env["BENCH_PREFIX"], int(env["BENCH_PARTITIONS"])
+    topics = [f"{prefix}events.{n}" for n in ("site", "cart", "purchase", "engagement", "identity")]
+    app = faust.App(
+        env["BENCH_APP_ID"],
+        broker=f"kafka://{env['KAFKA_BOOTSTRAP_SERVERS']}",
+        store="rocksdb://",
+        datadir=env["BENCH_DATA"],
+        topic_partitions=partitions,
+        broker_session_timeout=4.0,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=0.2,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+    )
+    if mode == "idiomatic":
+        channel = app.topic(*topics, key_type=bytes, value_serializer="json")
+        table = app.Table("visits", default=int, partitions=partitions)
+
+        async def idiomatic(stream: Any) -> None:
+            async for value in stream:
+                table[value.get("customer_id") or value.get("anonymous_id")] += 1
+
+        app.agent(channel, name="idiomatic")(idiomatic)
+    else:
+        channel = app.topic(*topics, key_type=bytes, value_type=bytes, value_serializer="raw")
+
+        async def noop(stream: Any) -> None:
+            async for _events in stream.take_events(2000, within=0.05):
+                pass
+
+        app.agent(channel, name="noop")(noop)
+    app.main()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def events_mix(n: int, seed: int = 7) -> list[Any]:
+    from personaflow.generator.stream import generate_events
+
+    return list(generate_events(seed, max(50, n // 20), n, datetime(2026, 1, 5, tzinfo=UTC)))
+
+
+def produce(bootstrap: str, prefix: str, events: list[Any], *, as_json: bool = False) -> float:
+    from confluent_kafka import Producer
+
+    from personaflow.kafka import producer_config
+    from schemas.codec import encode_event
+    from schemas.topics import EVENT_TOPIC
+
+    producer = Producer(producer_config(bootstrap))
+    started = time.perf_counter()
+    for i, event in enumerate(events):
+        value = event.model_dump_json().encode() if as_json else encode_event(event)
+        topic = prefix + EVENT_TOPIC[event.type].name
+        producer.produce(topic, key=event.key.encode(), value=value)
+        if i % 5000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    return time.perf_counter() - started
+
+
+def measure(bootstrap: str, group: str, prefix: str, total: int, proc: Any,
+            timeout: float = 600.0) -> float:  # fmt: skip
+    """Events/s between the first and the last commit of ``group``."""
+    from streams.harness import committed_total
+    from streams.topics import TopicNames
+
+    topics = TopicNames(prefix).inputs
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{group} exited with {proc.returncode}")
+        done = committed_total(bootstrap, group, topics, PARTITIONS)
+        now = time.monotonic()
+        if done and first is None:
+            first = (now, done)
+        if done >= total and first is not None:
+            if now - first[0] < 0.5:
+                raise RuntimeError(f"{group}: run too short to measure; raise BENCH_EVENTS")
+            return (total - first[1]) / (now - first[0])
+        time.sleep(0.05)
+    raise TimeoutError(f"{group} did not finish")
+
+
+def stop(proc: Any) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def new_topics(bootstrap: str) -> str:
+    from personaflow.admin import create_topics
+
+    prefix = f"bs{uuid.uuid4().hex[:8]}-"
+    create_topics(bootstrap, prefix, PARTITIONS, 1).raise_for_errors()
+    return prefix
+
+
+# ---------------------------------------------------------------- variants
+
+
+def raw_ceiling(bootstrap: str, prefix: str, total: int) -> float:
+    from confluent_kafka import Consumer
+
+    from personaflow.kafka import consumer_config
+    from schemas.codec import decode_raw
+    from streams.topics import TopicNames
+
+    consumer = Consumer(consumer_config(bootstrap, f"{prefix}raw-{uuid.uuid4().hex[:6]}"))
+    consumer.subscribe(TopicNames(prefix).inputs)
+    seen, started = 0, None
+    while seen < total:
+        for msg in consumer.consume(1000, 0.5):
+            if msg.error() is None:
+                if started is None:
+                    started = time.perf_counter()
+                decode_raw(msg.value())
+                seen += 1
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return total / elapsed
+
+
+def faust_baseline(bootstrap: str, prefix: str, total: int, mode: str, work: Path) -> float:
+    app_id = f"{prefix}{mode}-{uuid.uuid4().hex[:4]}"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BENCH_PREFIX": prefix,
+           "BENCH_PARTITIONS": str(PARTITIONS), "BENCH_APP_ID": app_id,
+           "BENCH_DATA": str(work / app_id)}  # fmt: skip
+    log = (work / f"{app_id}.log").open("wb")
+    argv = [sys.executable, "-m", "bench.streams", "--baseline", mode, "worker", "-l", "warn"]
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    try:
+        return measure(bootstrap, app_id, prefix, total, proc)
+    finally:
+        stop(proc)
+
+
+def worker(bootstrap: str, prefix: str, work: Path, name: str, **env: str) -> Any:
+    from streams.harness import WorkerProcess
+
+    rules = work / "bench-rules.yaml"
+    rules.write_text(BENCH_RULES)
+    settings = {"PERSONAFLOW_RULES_FILE": str(rules), "PERSONAFLOW_COMMIT_INTERVAL_S": "0.2",
+                "PERSONAFLOW_SESSION_TIMEOUT_S": "4", **env}  # fmt: skip
+    clock = settings.pop("clock", "event")
+    app_id = f"{prefix}{name}-{uuid.uuid4().hex[:4]}"
+    return WorkerProcess(bootstrap, prefix, app_id, work / app_id, partitions=PARTITIONS,
+                         clock=clock, env=settings)  # fmt: skip
+
+
+def worker_eps(bootstrap: str, prefix: str, total: int, work: Path, **env: str) -> float:
+    proc = worker(bootstrap, prefix, work, "worker", **env).start()
+    try:
+        assert proc.process is not None
+        return measure(bootstrap, proc.app_id, prefix, total, proc.process)
+    finally:
+        proc.stop()
+
+
+# ---------------------------------------------------------------- latency
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def paced(events: list[Any], rate: int, send: Callable[[Any], None]) -> None:
+    started = time.perf_counter()
+    for i, event in enumerate(events):
+        wait = started + i / rate - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        send(event)
+
+
+def latency(bootstrap: str, work: Path) -> dict[str, float]:
+    """e2t at RATE events/s (wall clock), and the lag of cart deadlines falling due."""
+    from confluent_kafka import Producer
+
+    from personaflow.kafka import producer_config
+    from schemas import models as m
+    from schemas.codec import decode_event, encode_event
+    from schemas.topics import EVENT_TOPIC
+    from streams.harness import read_topic
+    from streams.topics import TopicNames
+
+    prefix = new_topics(bootstrap)
+    proc = worker(bootstrap, prefix, work, "latency", clock="wall").start()
+    producer = Producer(producer_config(bootstrap, linger_ms=1))
+    sent: dict[str, float] = {}
+    due: dict[str, float] = {}
+    try:
+        proc.wait_ready(60)
+        now = time.time()
+        # cart deadlines (1 h after the add) falling due over the measurement window
+        carts = []
+        for i in range(200):
+            cid = f"lag-{i}"
+            added = datetime.fromtimestamp(now - 3600 + 5 + i * RATE_SECONDS / 200, UTC)
+            shoe = m.Product(product_id="p", name="p", category="c", price=1.0)
+            carts += [
+                m.Identify(event_id=f"{cid}-i", occurred_at=added - timedelta(seconds=1),
+                           customer_id=cid, traits=m.Traits(email=f"{cid}@example.com")),
+                m.ProductAdded(event_id=f"{cid}-a", occurred_at=added, customer_id=cid,
+                               cart_id="k", product=shoe),
+            ]  # fmt: skip
+            due[cid] = added.timestamp() + 3600
+        for event in carts:
+            topic = prefix + EVENT_TOPIC[event.type].name  # type: ignore[attr-defined]
+            producer.produce(topic, key=event.key.encode(), value=encode_event(event))
+        producer.flush(10)
+        mix = events_mix(RATE * RATE_SECONDS, seed=99)
+
+        def send(event: Any) -> None:
+            event = event.model_copy(update={"occurred_at": datetime.now(UTC)})
+            sent[event.event_id] = time.time()
+            producer.produce(prefix + EVENT_TOPIC[event.type].name, key=event.key.encode(),
+                             value=encode_event(event))  # fmt: skip
+            producer.poll(0)
+
+        paced(mix, RATE, send)
+        producer.flush(10)
+        time.sleep(3)
+        records = read_topic(bootstrap, TopicNames(prefix).triggers, idle=2, timeout=30)
+    finally:
+        proc.stop()
+    e2t, lag = [], []
+    for record in records:
+        trigger: Any = decode_event(record.value())
+        at = record.timestamp()[1] / 1000.0
+        if trigger.cause_event_id in sent:
+            e2t.append(at - sent[trigger.cause_event_id])
+        elif trigger.trigger_type == "cart_abandonment" and trigger.customer_id in due:
+            lag.append(at - due[trigger.customer_id])
+    say(f"e2t at {RATE} ev/s: {len(e2t)} triggers, p50 {percentile(e2t, 0.5) * 1e3:.1f} ms, "
+        f"p99 {percentile(e2t, 0.99) * 1e3:.1f} ms")  # fmt: skip
+    say(f"deadline lag: {len(lag)} of {len(due)} cart deadlines, p99 {percentile(lag, 0.99):.2f} s")
+    return {"e2t_p50_ms": percentile(e2t, 0.5) * 1e3, "e2t_p99_ms": percentile(e2t, 0.99) * 1e3,
+            "e2t_triggers": len(e2t), "deadline_lag_p99_s": percentile(lag, 0.99),
+            "deadline_lag_n": len(lag)}  # fmt: skip
+
+
+# ---------------------------------------------------------------- recovery
+
+
+def recovery(bootstrap: str, work: Path, customers: int) -> dict[str, float]:
+    """Fill a table with ``customers`` states, then time a fresh worker's recovery."""
+    from schemas import models as m
+    from streams.harness import wait_committed
+    from streams.topics import TopicNames
+
+    prefix = new_topics(bootstrap)
+    at = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    shoe = m.Product(product_id="p", name="shoe", category="shoes", price=1.0)
+    events = [m.ProductViewed(event_id=f"r{i}", occurred_at=at, customer_id=f"r{i:07d}",
+                              product=shoe) for i in range(customers)]  # fmt: skip
+    produce(bootstrap, prefix, events)
+    first = worker(bootstrap, prefix, work, "fill").start()
+    try:
+        empty_start = first.wait_ready(120)
+        rss_empty = first.rss_bytes()
+        wait_committed(bootstrap, first.app_id, TopicNames(prefix).inputs, PARTITIONS,
+                       customers, timeout=900)  # fmt: skip
+        time.sleep(1.0)
+        rss_full = first.rss_bytes()
+    finally:
+        first.stop()
+    second = worker(bootstrap, prefix, work, "fill")
+    second.app_id = first.app_id  # same group and changelog, empty data dir
+    second.data_dir = work / f"{first.app_id}-fresh"
+    second.start()
+    try:
+        recovered = second.wait_ready(900)
+        status, body = second.get("/personas")
+        held = json.loads(body)["customers"] if status == 200 else -1
+    finally:
+        second.stop()
+    per_customer = (rss_full - rss_empty) / customers
+    say(f"recovery of {customers} customers from the changelog: ready in {recovered:.1f} s "
+        f"(empty table: {empty_start:.1f} s), {held} states back; "
+        f"memory ~{per_customer:.0f} B/customer (RSS, cache included)")  # fmt: skip
+    return {"recovery_s": recovered, "recovery_empty_start_s": empty_start,
+            "recovered_customers": held, "bytes_per_customer": per_customer}  # fmt: skip
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    from personaflow.devstack import BrokerProcess
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    broker = None
+    if not bootstrap:
+        broker = BrokerProcess()
+        broker.start()
+        bootstrap = broker.bootstrap
+    work = Path(tempfile.mkdtemp(prefix="bench-streams-"))
+    try:
+        results = run(bootstrap, work)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(json.dumps(results), flush=True)
+
+
+def run(bootstrap: str, work: Path) -> dict[str, Any]:
+    say(f"bench.streams: {EVENTS} events of the generator's mix, {PARTITIONS} partitions, "
+        f"{REPEATS} repeat(s), broker {'Tansu (local)' if 'KAFKA_BOOTSTRAP_SERVERS' not in os.environ else bootstrap}")  # noqa: E501
+    events = events_mix(EVENTS)
+    avro, js = new_topics(bootstrap), new_topics(bootstrap)
+    say(f"produced Avro in {produce(bootstrap, avro, events):.1f} s, "
+        f"JSON in {produce(bootstrap, js, events, as_json=True):.1f} s")
+    runs: dict[str, list[float]] = {k: [] for k in ("raw", "idiomatic", "noop", "worker")}
+    for n in range(REPEATS):
+        runs["raw"].append(raw_ceiling(bootstrap, avro, EVENTS))
+        runs["idiomatic"].append(faust_baseline(bootstrap, js, EVENTS, "idiomatic", work))
+        runs["noop"].append(faust_baseline(bootstrap, avro, EVENTS, "noop", work))
+        runs["worker"].append(worker_eps(bootstrap, avro, EVENTS, work))
+        say(f"run {n + 1}: " + ", ".join(f"{k} {v[-1]:,.0f} ev/s" for k, v in runs.items()))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    say(f"medians: worker {med['worker']:,.0f} ev/s = {med['worker'] / med['idiomatic']:.2f}x "
+        f"idiomatic Faust ({med['idiomatic']:,.0f}), {med['worker'] / med['noop']:.2f}x Faust "
+        f"no-op ({med['noop']:,.0f}), {med['worker'] / med['raw']:.2f}x raw ceiling "
+        f"({med['raw']:,.0f})")  # fmt: skip
+    lat = latency(bootstrap, work)
+    rec = recovery(bootstrap, work, RECOVERY_CUSTOMERS)
+    key = f"recovery_s_{RECOVERY_CUSTOMERS // 1000}k"
+    return {
+        "worker_eps": round(med["worker"]),
+        "idiomatic_faust_eps": round(med["idiomatic"]),
+        "faust_noop_eps": round(med["noop"]),
+        "raw_ceiling_eps": round(med["raw"]),
+        "worker_vs_idiomatic": round(med["worker"] / med["idiomatic"], 2),
+        "e2t_p50_ms": round(lat["e2t_p50_ms"], 1),
+        "e2t_p99_ms": round(lat["e2t_p99_ms"], 1),
+        "deadline_lag_p99_s": round(lat["deadline_lag_p99_s"], 2),
+        "recovery_s_100k": round(rec["recovery_s"], 2) if RECOVERY_CUSTOMERS == 100_000 else None,
+        key: round(rec["recovery_s"], 2),
+        "recovery_empty_start_s": round(rec["recovery_empty_start_s"], 2),
+        "bytes_per_customer": round(rec["bytes_per_customer"]),
+        "events": EVENTS,
+        "repeats": REPEATS,
+        "quick": QUICK,
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--baseline":
+        mode = sys.argv[2]
+        sys.argv = [sys.argv[0], *sys.argv[3:]]
+        baseline_main(mode)
+    else:
+        main()

@@ -1,0 +1,136 @@
+"""The batch processor, without a broker: dead letters, re-keying, idempotency, ticks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from schemas.codec import decode_event, encode_event
+from schemas.models import Identify, Product, ProductAdded, ProductViewed, Traits
+from streams.clock import EventClock
+from streams.core import CustomerProcessor
+from streams.domain import Domain, load_domain
+from streams.harness import TEST_RULES
+from streams.records import KIND, ORIGIN, InRecord
+from streams.replay import MemoryTables
+from streams.topics import TopicNames
+from streams.wire import dumps
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+SHOE = Product(product_id="sku-1", name="shoe", category="shoes", price=10.0)
+
+
+@pytest.fixture(scope="module")
+def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
+    rules = tmp_path_factory.mktemp("rules") / "rules.yaml"
+    rules.write_text(TEST_RULES)
+    return load_domain(Path(rules))
+
+
+def _processor(domain: Domain, tables: MemoryTables | None = None) -> CustomerProcessor:
+    return CustomerProcessor(domain, TopicNames("p-"), EventClock(), tables or MemoryTables())
+
+
+def _rec(topic: str, offset: int, key: str, value: bytes, **kw) -> InRecord:
+    return InRecord(f"p-{topic}", 0, offset, key.encode(), value, 1.0, **kw)
+
+
+def _added(customer: str, n: int = 0) -> bytes:
+    event = ProductAdded(event_id=f"{customer}-{n}", occurred_at=T0, customer_id=customer,
+                         cart_id="k", product=SHOE)  # fmt: skip
+    return encode_event(event)
+
+
+def test_garbage_is_dead_lettered_with_its_reason_and_the_batch_goes_on(domain: Domain) -> None:
+    tables = MemoryTables()
+    proc = _processor(domain, tables)
+    effects = proc.process([
+        _rec("events.cart", 0, "c1", _added("c1")),
+        _rec("events.cart", 1, "c1", b"\x00\x00garbage"),
+        _rec("events.cart", 2, "c2", _added("c2")),
+    ])  # fmt: skip
+    dead = [o for o in effects.outputs if o.topic == "p-dlq.events"]
+    assert len(dead) == 1
+    headers = dict(dead[0].headers)
+    assert any("reason" in k and v for k, v in headers.items())
+    assert {w.key for w in effects.writes if w.space == "customers"} == {"c1", "c2"}
+    assert effects.tally.dead_letters == {"events.cart": 1}
+
+
+def test_the_same_record_twice_changes_nothing(domain: Domain) -> None:
+    tables = MemoryTables()
+    proc = _processor(domain, tables)
+    first = proc.process([_rec("events.cart", 7, "c1", _added("c1"))])
+    tables.apply(first.writes)
+    proc.invalidate()
+    again = proc.process([_rec("events.cart", 7, "c1", _added("c1"))])
+    assert first.writes and not again.writes
+    assert not [o for o in again.outputs if o.topic != "p-dlq.events"]
+
+
+def test_an_event_not_keyed_by_its_customer_is_forwarded_through_rekeyed(domain: Domain) -> None:
+    proc = _processor(domain)
+    effects = proc.process([_rec("events.cart", 3, "someone-else", _added("c9"))])
+    (out,) = effects.outputs
+    assert out.topic == "p-internal.rekeyed" and out.key == b"c9"
+    headers = dict(out.headers)
+    assert headers[KIND] == b"event" and headers[ORIGIN] == b"p-events.cart/0/3"
+    assert not effects.writes
+
+
+def test_a_forwarded_event_applies_under_its_original_offset(domain: Domain) -> None:
+    tables = MemoryTables()
+    proc = _processor(domain, tables)
+    headers = ((KIND, b"event"), (ORIGIN, b"p-events.cart/2/40"))
+    one = proc.process([_rec("internal.rekeyed", 0, "c9", _added("c9"), headers=headers)])
+    tables.apply(one.writes)
+    # the same original record forwarded a second time (a crash before commit) is a no-op
+    two = proc.process([_rec("internal.rekeyed", 1, "c9", _added("c9"), headers=headers)])
+    assert one.writes and not two.writes
+    state = domain.decode_state(tables.data["customers"]["c9"])
+    assert state.watermarks == {"events.cart:2": 40}
+
+
+def test_anonymous_events_after_an_alias_go_to_the_customer(domain: Domain) -> None:
+    tables = MemoryTables()
+    tables.data["identity"]["a:anon-7"] = b"cust-7"
+    proc = _processor(domain, tables)
+    view = ProductViewed(event_id="v", occurred_at=T0, anonymous_id="anon-7", product=SHOE)
+    (out,) = proc.process([_rec("events.site", 0, "anon-7", encode_event(view))]).outputs
+    assert out.topic == "p-internal.rekeyed" and out.key == b"cust-7"
+
+
+def test_a_tick_fires_the_due_cart_reminder(domain: Domain) -> None:
+    tables = MemoryTables()
+    proc = _processor(domain, tables)
+    hello = Identify(event_id="i", occurred_at=T0, customer_id="c1",
+                     traits=Traits(email="c1@example.com"))  # fmt: skip
+    records = [_rec("events.identity", 0, "c1", encode_event(hello)),
+               _rec("events.cart", 0, "c1", _added("c1"))]  # fmt: skip
+    tables.apply(proc.process(records).writes)
+    due = proc.index.due_for("c1")
+    assert due is not None
+    tick = dumps({"now": due + 1, "due": due})
+    effects = proc.process([_rec("internal.ticks", 0, "c1", tick)])
+    triggers = [decode_event(o.value) for o in effects.outputs if o.topic == "p-triggers.email"]
+    assert [t.trigger_type for t in triggers] == ["cart_abandonment"]
+    assert effects.tally.deadline_lag and effects.tally.deadline_lag[0] >= 0
+
+
+def test_an_engine_failure_dead_letters_the_record(domain: Domain) -> None:
+    class Broken:
+        def __getattr__(self, name: str):
+            return getattr(domain.engine, name)
+
+        def apply(self, *args, **kwargs):
+            raise ZeroDivisionError("boom")
+
+    broken = Domain(Broken(), domain.encode_state, domain.decode_state, domain.input_ref)
+    effects = _processor(broken).process([_rec("events.cart", 0, "c1", _added("c1"))])
+    (dead,) = effects.outputs
+    assert dead.topic == "p-dlq.events"
+    assert b"ZeroDivisionError" in dict(dead.headers).get("x-dlq-reason", b"") or any(
+        b"ZeroDivisionError" in v for _, v in dead.headers
+    )
