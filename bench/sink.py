@@ -108,16 +108,22 @@ def _triggers(n: int, tag: str) -> list[Trigger]:
     return [make_trigger(f"{tag}-{i}", customer_id=f"c{tag}-{i}") for i in range(n)]
 
 
-async def _drain(env: Env, settings, n: int) -> float:
+CPU_MS: dict[str, list[float]] = {}
+"""Process CPU milliseconds per trigger of each measured sink run (all threads)."""
+
+
+async def _drain(env: Env, settings, n: int, label: str = "") -> float:
     """Run the sink until ``n`` triggers are handled; sends/s from the first to the last."""
     async with running_sink(settings, env.wiring()) as app:
         first = None
         while app.service.handled < n:
             if first is None and app.service.handled > 0:
-                first = (time.perf_counter(), app.service.handled)
+                first = (time.perf_counter(), app.service.handled, time.process_time())
             await asyncio.sleep(0.005)
-        end = time.perf_counter()
+        end, cpu_end = time.perf_counter(), time.process_time()
     assert first is not None
+    if label:
+        CPU_MS.setdefault(label, []).append((cpu_end - first[2]) * 1000 / (n - first[1]))
     return (n - first[1]) / (end - first[0])
 
 
@@ -126,14 +132,14 @@ def bench_http(bootstrap: str, redis_url: str, port: int, n: int) -> float:
     produce(bootstrap, env.topics["triggers.email"], _triggers(n, "h"))
     settings = env.settings(esp="http", http_url=f"http://127.0.0.1:{port}/v3/mail/send",
                             concurrency=512, http_batch_size=200, http_batch_wait_ms=5)
-    return asyncio.run(_drain(env, settings, n))
+    return asyncio.run(_drain(env, settings, n, "http"))
 
 
 def bench_smtp(bootstrap: str, redis_url: str, port: int, n: int) -> float:
     env = _new_env(bootstrap, redis_url)
     produce(bootstrap, env.topics["triggers.email"], _triggers(n, "s"))
     settings = env.settings(esp="smtp", smtp_port=port, concurrency=64, smtp_connections=8)
-    return asyncio.run(_drain(env, settings, n))
+    return asyncio.run(_drain(env, settings, n, "smtp"))
 
 
 def bench_serial(bootstrap: str, redis_url: str, port: int, n: int) -> float:
@@ -262,7 +268,9 @@ def main() -> None:
     print(f"median: http {med['http']:.0f}/s ({med['http'] / med['naive']:.1f}x naive, "
           f"{med['http'] / med['serial']:.1f}x serial sink), smtp {med['smtp']:.0f}/s, "
           f"naive {med['naive']:.0f}/s, serial sink {med['serial']:.0f}/s, "
-          f"t2a p50 {med['p50']:.1f} ms, p99 {med['p99']:.1f} ms")
+          f"t2a p50 {med['p50']:.1f} ms, p99 {med['p99']:.1f} ms; sink CPU per send: "
+          f"http {statistics.median(CPU_MS['http']):.2f} ms, "
+          f"smtp {statistics.median(CPU_MS['smtp']):.2f} ms")
     print(json.dumps({
         "http_sends_per_s": round(med["http"], 1),
         "smtp_sends_per_s": round(med["smtp"], 1),
@@ -270,6 +278,8 @@ def main() -> None:
         "serial_sink_sends_per_s": round(med["serial"], 1),
         "http_vs_naive": round(med["http"] / med["naive"], 2),
         "http_vs_serial_sink": round(med["http"] / med["serial"], 2),
+        "http_cpu_ms_per_send": round(statistics.median(CPU_MS["http"]), 3),
+        "smtp_cpu_ms_per_send": round(statistics.median(CPU_MS["smtp"]), 3),
         "t2a_p50_ms": round(med["p50"], 2),
         "t2a_p99_ms": round(med["p99"], 2),
         "repeat": args.repeat,

@@ -124,23 +124,26 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def _fast_ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    """Ordering against a constant number: only the left side can be null or a non-number."""
-
-    def compare(a: Any, b: Any) -> bool:
-        return a is not None and a.__class__ in (int, float, bool) and op(a, b)
-
-    return compare
+_NUMBERS = (int, float, bool)
 
 
-_FAST: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">=": _fast_ordered(operator.ge),
-    ">": _fast_ordered(operator.gt),
-    "<=": _fast_ordered(operator.le),
-    "<": _fast_ordered(operator.lt),
-}
+def _against_constant(op: str, left: Getter, v: Any) -> Getter:
+    """``left op v`` for a constant ``v`` as one closure (the hot path of most guards).
+    Ordering is only against numbers; a null or non-number left side is false."""
+    if op == "==":
+        return (lambda ctx: left(ctx) is None) if v is None else (lambda ctx: left(ctx) == v)
+    if op == "!=":
+        return (lambda ctx: left(ctx) is not None) if v is None else (lambda ctx: left(ctx) != v)
+    if op == ">=":
+        return lambda ctx: (a := left(ctx)) is not None and a.__class__ in _NUMBERS and a >= v
+    if op == ">":
+        return lambda ctx: (a := left(ctx)) is not None and a.__class__ in _NUMBERS and a > v
+    if op == "<=":
+        return lambda ctx: (a := left(ctx)) is not None and a.__class__ in _NUMBERS and a <= v
+    return lambda ctx: (a := left(ctx)) is not None and a.__class__ in _NUMBERS and a < v
+
+
+_FAST = frozenset({"==", "!=", ">=", ">", "<=", "<"})
 
 
 def _truth(getter: Getter) -> Getter:
@@ -240,8 +243,7 @@ class _Parser:
         value = self.consts.get(id(right))
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         if op in _FAST and id(right) in self.consts and (numeric or op in ("==", "!=")):
-            fast = _FAST[op]
-            return self.boolean(lambda ctx: fast(left(ctx), value))
+            return self.boolean(_against_constant(op, left, value))
         return self.boolean(lambda ctx: fn(left(ctx), right(ctx)))
 
     def value(self) -> Getter:

@@ -13,7 +13,7 @@ and ``now``. One entry per (source, episode, rule) is pending at a time; it hold
   not reschedule (that would cost on every event): when the entry falls due, the sequence
   restarts from the latest activity if there was one.
 - **post_purchase**: after an order (episode: order id); a cancellation or refund cancels it.
-- **welcome**: after the first Identify.
+- **welcome**: after the Identify that first brings an email address.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from processors.state import CustomerState, Deadline
 class Ctx:
     """What a guard is evaluated against: the state, the input (if any) and the time."""
 
-    __slots__ = ("aff_half", "dl", "eng_half", "etype", "ev", "memo", "now", "recent", "st")
+    __slots__ = ("aff_half", "cat_views", "dl", "eng_half", "etype", "ev", "interest_views",
+                 "now", "recent", "st")
 
     def __init__(
         self,
@@ -38,25 +39,19 @@ class Ctx:
         self.recent = recent  # the "recent" window of recent_* facts
         self.eng_half = eng_half
         self.aff_half = aff_half
-        self.memo: dict[str, Any] | None = None  # facts computed once per evaluation
-
-    def remember(self, name: str, fn: Callable[[Ctx], Any]) -> Any:
-        """``fn(self)``, computed once per context (the state must not change meanwhile)."""
-        memo = self.memo
-        if memo is None:
-            memo = self.memo = {}
-        elif name in memo:
-            return memo[name]
-        value = memo[name] = fn(self)
-        return value
+        # facts read by several guards, computed once per evaluation (-1: not yet)
+        self.cat_views = -1
+        self.interest_views = -1
 
     def forget(self) -> None:
         """Drop remembered facts (after the state changed)."""
-        self.memo = None
+        self.cat_views = self.interest_views = -1
 
 
 def _since(at: float | None, now: float) -> float | None:
-    return None if at is None else max(0.0, now - at)
+    if at is None:
+        return None
+    return now - at if now > at else 0.0
 
 
 def _event_product(c: Ctx) -> Any:
@@ -83,24 +78,35 @@ def _event_value(c: Ctx) -> float | None:
 def _recent_views(c: Ctx, category: str | None = None, product: str | None = None) -> int:
     since = c.now - c.recent
     n = 0
-    for v in c.st.views:  # a plain loop: this runs for most product views
-        if v.at >= since and (category is None or v.category == category) and (
-            product is None or v.product_id == product
-        ):
-            n += 1
+    # plain loops over tuple fields (0: product_id, 2: category, 4: at): this runs per view
+    if category is not None:
+        for v in c.st.views:
+            if v[2] == category and v[4] >= since:
+                n += 1
+    elif product is not None:
+        for v in c.st.views:
+            if v[0] == product and v[4] >= since:
+                n += 1
+    else:
+        for v in c.st.views:
+            if v[4] >= since:
+                n += 1
     return n
 
 
 def _category_views(c: Ctx) -> int:
-    category = _event_category(c)
-    return _recent_views(c, category=category) if category else 0
+    if c.cat_views < 0:
+        category = _event_category(c)
+        c.cat_views = _recent_views(c, category=category) if category else 0
+    return c.cat_views
 
 
 def _interest_views(c: Ctx) -> int:
-    interest = c.st.interest
-    if not interest or ":" not in interest:
-        return 0
-    return _recent_views(c, category=interest.partition(":")[2])
+    if c.interest_views < 0:
+        interest = c.st.interest
+        c.interest_views = _recent_views(c, category=interest.partition(":")[2]) \
+            if interest and ":" in interest else 0
+    return c.interest_views
 
 
 def _open_carts(c: Ctx) -> list[Any]:
@@ -138,7 +144,7 @@ FACTS: dict[str, tuple[Callable[[Ctx], Any], str]] = {
     "views": (lambda c: len(c.st.views), "recent product views kept"),
     "recent_views": (_recent_views, "product views within the recent window"),
     "recent_category_views": (
-        lambda c: c.remember("recent_category_views", _category_views),
+        _category_views,
         "views of the event's category within the recent window",
     ),
     "recent_product_views": (
@@ -148,7 +154,7 @@ FACTS: dict[str, tuple[Callable[[Ctx], Any], str]] = {
         "views of the event's product within the recent window",
     ),
     "interest_category_views": (
-        lambda c: c.remember("interest_category_views", _interest_views),
+        _interest_views,
         "views of the current interest's category (the part after ':') in the recent window",
     ),
     "carts": (lambda c: len(_open_carts(c)), "open carts with items"),

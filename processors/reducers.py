@@ -38,10 +38,15 @@ def _affinity(st: CustomerState, category: str, t: int, kind: str, rules: RuleSe
     if not category:
         return
     half = rules.settings.affinity_half_life
-    score, at = st.affinity.get(category, (0.0, t))
-    st.affinity[category] = (bump(score, at, t, AFFINITY_POINTS[kind], half), max(at, t))
-    limit = rules.settings.limits.affinity
-    if len(st.affinity) > limit:
+    old = st.affinity.get(category)
+    if old is None:
+        st.affinity[category] = (AFFINITY_POINTS[kind], t)
+    elif old[1] >= t:  # same second (or late data): no decay to apply
+        st.affinity[category] = (round(old[0] + AFFINITY_POINTS[kind], 2), old[1])
+    else:
+        st.affinity[category] = (bump(old[0], old[1], t, AFFINITY_POINTS[kind], half), t)
+        return
+    if len(st.affinity) > rules.settings.limits.affinity:
         weakest = min(st.affinity, key=lambda c: (decay(*st.affinity[c], t, half), c))
         del st.affinity[weakest]
 
@@ -299,10 +304,11 @@ def _anonymous(st: CustomerState, anonymous_id: str | None, rules: RuleSet) -> N
 
 
 def identify(st: CustomerState, ev: Any, t: int, rules: RuleSet) -> None:
-    """Identify: traits (email, first name, locale, time zone, consent); the first one
-    schedules the welcome email."""
+    """Identify: traits (email, first name, locale, time zone, consent); the first email
+    address learned schedules the welcome email."""
     touch(st, t, rules)
     traits = ev.traits
+    had_email = st.email is not None
     st.email = traits.email or st.email
     st.first_name = traits.first_name or st.first_name
     st.locale = traits.locale or st.locale
@@ -312,9 +318,9 @@ def identify(st: CustomerState, ev: Any, t: int, rules: RuleSet) -> None:
     _anonymous(st, ev.anonymous_id, rules)
     if st.identified_at is None:
         st.identified_at = t
-        steps = rules.deadlines.welcome
-        if steps:
-            dl.schedule(st, "welcome", "first", 0, t + steps[0])
+    steps = rules.deadlines.welcome
+    if steps and not had_email and st.email is not None:
+        dl.schedule(st, "welcome", "first", 0, t + steps[0])
 
 
 def _marketing_consent(st: CustomerState, granted: bool) -> None:

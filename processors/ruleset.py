@@ -8,6 +8,7 @@ time; problems raise :class:`processors.errors.RuleErrors` naming file, line and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from processors.conditions import Condition
@@ -104,10 +105,11 @@ class Transition:
 
     def target(self, ctx: Ctx) -> str | None:
         """The state to move to (placeholders filled from facts; None if a fact is missing)."""
-        if "{" not in self.to:
+        names = _placeholders(self.to)
+        if not names:
             return self.to
         out = self.to
-        for name in _placeholders(self.to):
+        for name in names:
             value = GETTERS[name](ctx)
             if value is None or value == "":
                 return None
@@ -115,7 +117,9 @@ class Transition:
         return out
 
 
-def _placeholders(template: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def _placeholders(template: str) -> tuple[str, ...]:
+    """The ``{fact}`` names in a target template (cached: templates are few)."""
     names: list[str] = []
     rest = template
     while "{" in rest:
@@ -125,7 +129,7 @@ def _placeholders(template: str) -> list[str]:
             break
         names.append(rest[start + 1 : end])
         rest = rest[end + 1 :]
-    return names
+    return tuple(names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import logging
 import signal
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +100,7 @@ class SinkService:
         self.producer: AsyncProducer | None = None
         self.consumer: ThreadedConsumer | None = None
         self.tracker = OffsetTracker()
+        self.backlog: deque[Message] = deque()
         self.keylocks = KeyLocks()
         self.tasks: dict[asyncio.Task[None], tuple[str, int]] = {}
         self.stopping = asyncio.Event()
@@ -171,24 +173,25 @@ class SinkService:
     # ------------------------------------------------------------------ consuming
 
     async def _consume_loop(self) -> None:
+        """Fetch into a bounded backlog, dispatch while slots are free. The partitions are
+        paused when the backlog is full and resumed when it is half empty (so pause/resume
+        does not flap per record); every record fetched is kept, none is skipped."""
         assert self.consumer is not None
         consumer = self.consumer.consumer
+        limit = self.settings.concurrency
+        high, low = max(2 * limit, 64), max(limit, 32)
         paused = False
         while not self.stopping.is_set():
-            free = self.settings.concurrency - len(self.tasks)
-            if free <= 0:
-                if not paused:
-                    await self.consumer.run(self._pause_all, True)
-                    paused = True
-                await self.consumer.run(consumer.poll, 0.05)
-                await asyncio.sleep(0.01)
-            else:
-                if paused:
-                    await self.consumer.run(self._pause_all, False)
-                    paused = False
-                msgs = await self.consumer.run(consumer.consume, min(free, 500), 0.1)
-                for msg in msgs:
-                    self._dispatch(msg)
+            while self.backlog and len(self.tasks) < limit:
+                self._dispatch(self.backlog.popleft())
+            if paused != (len(self.backlog) >= (low if paused else high)):
+                paused = not paused
+                await self.consumer.run(self._pause_all, paused)
+            msgs = await self.consumer.run(consumer.consume, 500, 0.02)
+            self.backlog.extend(msgs)
+            if not msgs and len(self.tasks) >= limit:
+                await asyncio.wait(list(self.tasks), timeout=0.05,
+                                   return_when=asyncio.FIRST_COMPLETED)
             ready = self.tracker.take_committable()
             if ready:
                 await self.consumer.run(self._commit_sync, ready)
@@ -241,6 +244,9 @@ class SinkService:
         """Called on the consumer thread: let revoked partitions' work finish, then commit."""
         revoked = {(p.topic, p.partition) for p in partitions}
         log.info("revoked %s", sorted(p for _, p in revoked))
+        kept = [m for m in self.backlog if (m.topic(), m.partition()) not in revoked]
+        self.backlog.clear()
+        self.backlog.extend(kept)  # not ours any more: the new owner reads them again
         if self.loop is not None and any(tp in revoked for tp in self.tasks.values()):
             future = asyncio.run_coroutine_threadsafe(self._drain(revoked), self.loop)
             with contextlib.suppress(Exception):

@@ -79,6 +79,9 @@ def create_app(
 ) -> faust.App:
     """A configured Faust app; ``app.personaflow`` is its :class:`StreamWorker`."""
     settings = settings or StreamSettings()
+    if settings.intake == "take" and settings.persist_interval_s:
+        # take_events acknowledges each batch when the next is taken: persist every batch
+        settings = settings.model_copy(update={"persist_interval_s": 0.0})
     bootstrap = bootstrap or resolve_bootstrap(settings)
     domain = domain or load_domain(settings.rules_file)
     (Path(settings.data_dir) / "streams").mkdir(parents=True, exist_ok=True)
@@ -89,7 +92,7 @@ def create_app(
     identity = app.Table(
         "identity", partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
-    producer = BatchProducer(bootstrap)
+    producer = BatchProducer(bootstrap, **{"linger.ms": settings.producer_linger_ms})
     tables = FaustTables(customers, identity, producer, single_tail=settings.changelog_single_tail)
     worker = StreamWorker(app, settings, domain, make_clock(settings.clock, settings.clock_speed),
                           tables)  # fmt: skip
@@ -113,11 +116,12 @@ def _register_agent(app: faust.App, settings: StreamSettings, worker: StreamWork
         async for events in stream.take_events(
             settings.batch_max_events, within=settings.batch_within_s
         ):
-            await worker.handle(events)
+            await worker.handle(events)  # take mode persists every batch (see create_app)
 
     app.agent(channel, name="customers")(customers_agent)
     if settings.intake == "batch":
-        intake = BatchIntake(app, set(names), worker.handle, settings.batch_max_events)
+        idle = max(0.05, settings.persist_interval_s / 2)
+        intake = BatchIntake(app, set(names), worker.handle, settings.batch_max_events, idle)
         intake.install()
         app.task(intake.run)
 

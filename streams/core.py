@@ -400,8 +400,7 @@ class CustomerProcessor:
                 effects.writes.append(Write("customers", key, None, slot.source))
                 self.index.remove(key)
                 continue
-            raw = self.domain.encode_state(slot.state)
-            effects.writes.append(Write("customers", key, raw, slot.source))
+            effects.writes.append(Write("customers", key, None, slot.source, slot.state))
             due = self.engine.next_due(slot.state)
             self.index.update(key, slot.source.partition, due, persona_of(slot.state))
         for key, (value, source, dirty) in batch.identity.items():

@@ -23,14 +23,18 @@ from typing import Any
 
 log = logging.getLogger("personaflow.streams")
 
-Handler = Callable[[list[Any]], Awaitable[None]]
+Handler = Callable[[list[Any]], Awaitable[list[Any]]]
+"""Processes a batch (maybe empty) and returns the records that may now be acknowledged."""
 
 
 class BatchIntake:
     """Replaces the app consumer's drain loop and runs the batch-processing task."""
 
-    def __init__(self, app: Any, topics: set[str], handler: Handler, max_batch: int) -> None:
+    def __init__(
+        self, app: Any, topics: set[str], handler: Handler, max_batch: int, idle_s: float = 0.25
+    ) -> None:
         self.app = app
+        self.idle_s = idle_s
         self.topics = topics
         self.handler = handler
         self.max_batch = max_batch
@@ -87,15 +91,16 @@ class BatchIntake:
     async def run(self) -> None:
         """The processing task: batches from the queue -> handler -> acknowledge."""
         while True:
-            messages = await self.queue.get()
+            try:
+                messages = await asyncio.wait_for(self.queue.get(), timeout=self.idle_s)
+            except TimeoutError:
+                messages = []  # idle: let the handler persist what is pending
             while not self.queue.empty() and len(messages) < self.max_batch:
                 messages.extend(self.queue.get_nowait())
             messages = self._assigned(messages)
-            if not messages:
-                continue
-            await self.handler(messages)
+            done = await self.handler(messages)
             ack = self.app.consumer.ack
-            for message in messages:
+            for message in done:
                 ack(message)
 
     def _assigned(self, messages: list[Any]) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -58,9 +59,21 @@ class OutRecord:
 
 @dataclass(slots=True)
 class Write:
-    """One table write: ``value`` None deletes. ``source`` is a record of the key's partition."""
+    """One table write. ``source`` is a record of the key's partition.
+
+    A customer state is kept as the object (``state``) and serialised only when the write is
+    persisted (:meth:`materialise`), so several batches' updates of one customer cost one
+    encoding; otherwise ``value`` is the bytes to store, ``None`` deleting the key."""
 
     space: Space
     key: str
     value: bytes | None
     source: InRecord
+    state: Any = None
+
+    def materialise(self, encode: Callable[[Any], bytes]) -> Write:
+        """Serialise ``state`` into ``value`` (once); returns self."""
+        if self.state is not None:
+            self.value = encode(self.state)
+            self.state = None
+        return self

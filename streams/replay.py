@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ def partition_for(key: bytes, partitions: int) -> int:
 class MemoryTables:
     """In-memory tables for replay (same interface as the Faust tables)."""
 
-    def __init__(self) -> None:
+    def __init__(self, encode: Callable[[Any], bytes]) -> None:
+        self.encode = encode
         self.data: dict[Space, dict[str, bytes]] = {"customers": {}, "identity": {}}
 
     def read(self, space: Space, key: str, source: InRecord) -> bytes | None:
@@ -47,6 +48,7 @@ class MemoryTables:
 
     def apply(self, writes: list[Write]) -> None:
         for write in writes:
+            write.materialise(self.encode)
             if write.value is None:
                 self.data[write.space].pop(write.key, None)
             else:
@@ -85,7 +87,7 @@ class Replayer:
         self.partitions = partitions
         self.topics = TopicNames("")
         self.clock = EventClock()
-        self.tables = MemoryTables()
+        self.tables = MemoryTables(domain.encode_state)
         self.processor = CustomerProcessor(
             domain, self.topics, self.clock, self.tables, cache_max=0
         )
@@ -213,3 +215,11 @@ def diff_triggers(a: ReplayResult, b: ReplayResult) -> TriggerDiff:
         only_b=[t for t in b.triggers if t["trigger_id"] not in ids_a],
         common=len(ids_a & ids_b),
     )
+
+
+def write_diff(diff: TriggerDiff, path: Path) -> None:
+    """The triggers only one side emits, one JSON per line with ``only_in``."""
+    rows = [{"only_in": "rules", **t} for t in diff.only_a]
+    rows += [{"only_in": "against", **t} for t in diff.only_b]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write(path, rows)

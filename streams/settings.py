@@ -44,9 +44,11 @@ class StreamSettings(Settings):
         default="127.0.0.1", description="host name other workers use to reach this one"
     )
     producer_max_batch_size: int = Field(
-        default=16384, ge=1, description="aiokafka producer batch size in bytes"
+        default=16384, ge=1, description="batch size in bytes of Faust's own (aiokafka) producer"
     )
-    producer_linger_ms: int = Field(default=5, ge=0, description="producer linger before a send")
+    producer_linger_ms: int = Field(
+        default=2, ge=0, description="linger of the output/changelog producer (librdkafka)"
+    )
     changelog_single_tail: bool = Field(
         default=True,
         description=(
@@ -67,6 +69,15 @@ class StreamSettings(Settings):
             "how records reach the processor: batch (fetched batches handed over directly, "
             "bypassing Faust's per-event stream path: fastest) or take (a Faust agent with "
             "stream.take_events: Faust's own path, slower)"
+        ),
+    )
+    persist_interval_s: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "batch intake: table writes (and the commit of the inputs behind them) are "
+            "persisted at most this often; a customer updated by several batches meanwhile is "
+            "encoded once. Outputs are still produced per batch. 0: persist every batch"
         ),
     )
     max_poll_records: int = Field(default=2000, ge=1, description="records per consumer fetch")

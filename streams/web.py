@@ -53,10 +53,12 @@ def register_views(app: Any, worker: StreamWorker) -> None:
 
 def customer_view(worker: StreamWorker, customer_id: str) -> dict[str, Any] | None:
     """What the ``/customers/{id}`` view shows, or ``None`` if this worker has no state."""
-    raw = worker.tables.get_any("customers", customer_id)
-    if raw is None:
-        return None
-    state = worker.domain.decode_state(raw)
+    found, state = worker.processor.cache.get(customer_id)  # newest, maybe not yet persisted
+    if not found or state is None:
+        raw = worker.tables.get_any("customers", customer_id)
+        if raw is None:
+            return None
+        state = worker.domain.decode_state(raw)
     data = describe(state)
     history = [_change(change) for change in getattr(state, "changes", [])]
     return {

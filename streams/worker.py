@@ -1,8 +1,9 @@
 """The glue between Faust and the batch processor: one :class:`StreamWorker` per Faust app.
 
 - :meth:`StreamWorker.handle` runs one batch taken from the stream: process, produce every
-  output and wait for the acks, persist the table writes (changelog acknowledged), and only
-  then let Faust acknowledge (and later commit) the input offsets.
+  output and wait for the acks; table writes are persisted (changelog acknowledged) every
+  ``persist_interval_s``, and only the inputs whose writes are persisted are returned for
+  Faust to acknowledge (and later commit).
 - :meth:`StreamWorker.tick_due` is the ticker: it sends a tick through internal.ticks (to the
   customer's own partition) for every due customer of this worker's active partitions.
 - After a rebalance the state cache is dropped and the due-index rebuilt from the table.
@@ -58,38 +59,65 @@ class StreamWorker:
         (a rebuild must not miss states processed but not yet written)."""
         self.batches = 0
         self.records = 0
+        self._pending: dict[tuple[str, str], Any] = {}
+        self._unacked: list[Any] = []
+        self._persisted_at = time.monotonic()
 
     # ------------------------------------------------------------------ batches
 
-    async def handle(self, events: Sequence[Any]) -> None:
-        """Process one batch of Faust events or messages; returns once every effect is durable
-        (the caller acknowledges the inputs after that)."""
+    async def handle(self, events: Sequence[Any]) -> list[Any]:
+        """Process one batch of Faust events or messages (empty: only persist if due).
+
+        Outputs are produced and acknowledged by the broker before this returns; table writes
+        are persisted at most every ``persist_interval_s`` (every batch when 0). Returns the
+        inputs whose effects are now all durable: the caller acknowledges exactly those."""
         async with self._lock:
-            await self._handle(events)
+            if events:
+                await self._handle(events)
+                self._unacked.extend(events)
+            if self._persist_due():
+                await self._persist()
+                done, self._unacked = self._unacked, []
+                return done
+            return []
+
+    def _persist_due(self) -> bool:
+        if not self._pending:
+            return bool(self._unacked)
+        interval = self.settings.persist_interval_s
+        return time.monotonic() - self._persisted_at >= interval or len(self._pending) >= 50_000
+
+    async def _persist(self) -> None:
+        started = time.perf_counter()
+        writes = [w.materialise(self.domain.encode_state) for w in self._pending.values()]
+        self._pending.clear()
+        try:
+            await self.tables.persist(writes)
+        except BaseException:
+            self.processor.invalidate()  # the cache holds states that were not persisted
+            raise
+        self._persisted_at = time.monotonic()
+        log.debug("persisted %d writes in %.1fms", len(writes),
+                  (time.perf_counter() - started) * 1e3)  # fmt: skip
 
     async def _handle(self, events: Sequence[Any]) -> None:
         started = time.perf_counter()
         records = [_record(event) for event in events]
         effects = await self._process(records)
-        t1 = time.perf_counter()
         try:
             await self.send(effects.outputs)
-            t2 = time.perf_counter()
-            await self.tables.persist(effects.writes)
-            t3 = time.perf_counter()
-            log.debug(
-                "batch records=%d outputs=%d writes=%d process=%.1fms send=%.1fms "
-                "persist=%.1fms",
-                len(records), len(effects.outputs), len(effects.writes),
-                (t1 - started) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
-            )  # fmt: skip
         except BaseException:
-            self.processor.invalidate()  # the cache may hold states that were not persisted
+            self.processor.invalidate()
             raise
+        for write in effects.writes:
+            self._pending[(write.space, write.key)] = write
         effects.tally.flush()
         self.batches += 1
         self.records += len(records)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        metrics.BATCH_SECONDS.observe(elapsed)
+        log.debug("batch records=%d outputs=%d writes=%d in %.1fms", len(records),
+                  len(effects.outputs), len(effects.writes), elapsed * 1e3)  # fmt: skip
 
     async def _process(self, records: list[InRecord]) -> Any:
         attempt = 0
@@ -163,6 +191,7 @@ class StreamWorker:
             return 0
         if partitions != self._indexed:
             async with self._lock:
+                await self._persist()  # the rebuild reads the table: write pending states first
                 self.refresh_index(partitions)
         metrics.TABLE_CUSTOMERS.set(len(self.index))
         now = self.clock.now()

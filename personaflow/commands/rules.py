@@ -8,9 +8,12 @@ field) or, with ``--strict``, on warnings (unreachable states, conflicts).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from processors.ruleset import RuleSet
 
 rules_app = typer.Typer(help="Persona and trigger rules: explain and validate rule files.")
 
@@ -28,7 +31,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(rules_app, name="rules")
 
 
-def _load(path: Path | None, no_default: bool):  # type: ignore[no-untyped-def]
+def _load(path: Path | None, no_default: bool) -> RuleSet:
+    """The rule set, or exit 1 after printing every problem (file:line [field]: message)."""
     from processors.errors import RuleError
     from processors.ruleset import load_rules
 

@@ -68,16 +68,19 @@ def replay(
     """Replay a history through the processors in event time, without a broker.
 
     Writes OUT/transitions.jsonl and OUT/triggers.jsonl; with --diff-against also replays
-    with the other rules (OUT/against/) and prints the triggers only one of them emits.
+    with the other rules (OUT/against/), prints how the trigger sets differ and writes the
+    triggers only one of them emits to OUT/diff.jsonl (with "only_in": "rules"/"against").
     """
-    from streams.replay import diff_triggers, replay_file
+    from streams.replay import diff_triggers, replay_file, write_diff
 
     result = replay_file(file, rules, out)
     typer.echo(result.summary())
     if diff_against is not None:
         other = replay_file(file, diff_against, out / "against")
         typer.echo(other.summary())
-        typer.echo(diff_triggers(result, other).summary())
+        diff = diff_triggers(result, other)
+        write_diff(diff, out / "diff.jsonl")
+        typer.echo(diff.summary())
 
 
 def register(app: typer.Typer) -> None:

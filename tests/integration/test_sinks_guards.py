@@ -34,16 +34,11 @@ async def _assigned(app):
 
 
 async def test_expired_holdout_and_deferred_then_sent(env, tmp_path):
-    now = datetime.now(UTC)
     outbox = tmp_path / "outbox"
-    triggers = [
-        make_trigger("old", expires_at=now - timedelta(minutes=1)),
-        make_trigger("hold", holdout=True, experiment="exp1", variant="control"),
-        make_trigger("later", not_before=now + timedelta(seconds=3)),
-        make_trigger("now"),
-    ]
     async with running_sink(env.settings(esp="outbox", outbox_dir=outbox), env.wiring()) as app:
         await _assigned(app)
+        now = datetime.now(UTC)
+        triggers = _guard_triggers(now)
         produce(env.bootstrap, env.topics["triggers.email"], triggers)
         results = await _results(env, 5, timeout=30)
     got = {(r.trigger_id, r.outcome) for r in results}
@@ -57,6 +52,15 @@ async def test_expired_holdout_and_deferred_then_sent(env, tmp_path):
     sent_later = next(r for r in results if r.trigger_id == "trg-later" and r.outcome == "sent")
     assert sent_later.at >= triggers[2].not_before
     assert len(list(outbox.glob("*.eml"))) == 2
+
+
+def _guard_triggers(now):
+    return [
+        make_trigger("old", expires_at=now - timedelta(minutes=1)),
+        make_trigger("hold", holdout=True, experiment="exp1", variant="control"),
+        make_trigger("later", not_before=now + timedelta(seconds=6)),
+        make_trigger("now"),
+    ]
 
 
 async def test_quiet_hours_defer_marketing_not_transactional(env, tmp_path):

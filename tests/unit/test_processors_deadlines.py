@@ -159,6 +159,15 @@ def test_welcome_once_on_first_identify() -> None:
     assert run.types() == ["welcome"]
 
 
+def test_welcome_waits_for_an_email_address() -> None:
+    engine = Engine(rules_from_text("settings: {holdout: {share: 0}}", "t.yaml"))
+    run, ev = Runner(engine, "c1"), Events("c1")
+    run.apply(ev.identify(T0, email=None))
+    assert not any(d.source == "welcome" for d in run.state.deadlines)
+    run.apply(ev.identify(T0 + H, email="late@example.com"))
+    assert run.types() == ["welcome"] and run.triggers[0].recipient == "late@example.com"
+
+
 def test_due_lists_without_changing_state(engine: Engine) -> None:
     run, ev = identified(engine)
     run.apply(ev.add("k1", "p1", T0))

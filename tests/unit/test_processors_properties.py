@@ -208,3 +208,42 @@ def test_quiet_hours_respected_in_customer_zone(plan, tz) -> None:
     for trig in (t for t in out["raw"] if t.marketing):
         local = datetime.fromtimestamp(_send_time(trig), zone(trig.time_zone))
         assert not quiet.is_quiet(local.hour), (trig.trigger_type, local)
+
+
+def _anon_state(plan: list[tuple[float, tuple[Any, ...]]]) -> Any:
+    ev = Events(None, "anon-9", prefix="a")
+    state = None
+    t = T0 - 10 * DAY
+    for i, (gap, (kind, *args)) in enumerate(plan):
+        t += gap
+        if kind in ("tick", "identify", "refund"):
+            continue
+        event = _event(ev, kind, args, t, 1000 + i)  # order ids distinct from the customer's
+        state = ENGINE.apply(state, "anon-9", event, InputRef("events.cart", 1, i), t).state
+    return state
+
+
+@SETTINGS
+@given(anon_plan=journeys, plan=journeys)
+def test_merge_keeps_history_bounded_deterministic_and_encodable(anon_plan, plan) -> None:
+    anon = _anon_state(anon_plan)
+    customer = decode_state(run(build(plan))["state"])
+    if anon is None:
+        return
+    limits = ENGINE.rules.settings.limits
+    expect_orders = customer.orders + anon.orders
+    first = ENGINE.merge(decode_state(encode_state(customer)), decode_state(encode_state(anon)),
+                         "c1", T0 + 400 * DAY, "e-merge")
+    second = ENGINE.merge(decode_state(encode_state(customer)), decode_state(encode_state(anon)),
+                          "c1", T0 + 400 * DAY, "e-merge")
+    st = first.state
+    assert encode_state(st) == encode_state(second.state)
+    assert [t.model_dump() for t in first.triggers] == [t.model_dump() for t in second.triggers]
+    assert decode_state(encode_state(st)) == st
+    assert st.orders == expect_orders  # order ids never collide between the two sides here
+    assert len(st.views) <= limits.views and len(st.carts) <= limits.carts
+    assert st.first_seen == min(x for x in (customer.first_seen, anon.first_seen) if x)
+    assert all("~anon-9" in k for k in st.watermarks if k.startswith("events.cart:1"))
+    if customer.persona == "new_visitor" and anon.persona != "new_visitor":
+        assert any(t.rule_id == "identity_merge" and t.dimension == "lifecycle"
+                   for t in first.transitions)

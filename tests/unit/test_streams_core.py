@@ -30,7 +30,9 @@ def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
 
 
 def _processor(domain: Domain, tables: MemoryTables | None = None) -> CustomerProcessor:
-    return CustomerProcessor(domain, TopicNames("p-"), EventClock(), tables or MemoryTables())
+    return CustomerProcessor(
+        domain, TopicNames("p-"), EventClock(), tables or MemoryTables(domain.encode_state)
+    )
 
 
 def _rec(topic: str, offset: int, key: str, value: bytes, **kw) -> InRecord:
@@ -44,7 +46,7 @@ def _added(customer: str, n: int = 0) -> bytes:
 
 
 def test_garbage_is_dead_lettered_with_its_reason_and_the_batch_goes_on(domain: Domain) -> None:
-    tables = MemoryTables()
+    tables = MemoryTables(domain.encode_state)
     proc = _processor(domain, tables)
     effects = proc.process([
         _rec("events.cart", 0, "c1", _added("c1")),
@@ -60,7 +62,7 @@ def test_garbage_is_dead_lettered_with_its_reason_and_the_batch_goes_on(domain: 
 
 
 def test_the_same_record_twice_changes_nothing(domain: Domain) -> None:
-    tables = MemoryTables()
+    tables = MemoryTables(domain.encode_state)
     proc = _processor(domain, tables)
     first = proc.process([_rec("events.cart", 7, "c1", _added("c1"))])
     tables.apply(first.writes)
@@ -81,7 +83,7 @@ def test_an_event_not_keyed_by_its_customer_is_forwarded_through_rekeyed(domain:
 
 
 def test_a_forwarded_event_applies_under_its_original_offset(domain: Domain) -> None:
-    tables = MemoryTables()
+    tables = MemoryTables(domain.encode_state)
     proc = _processor(domain, tables)
     headers = ((KIND, b"event"), (ORIGIN, b"p-events.cart/2/40"))
     one = proc.process([_rec("internal.rekeyed", 0, "c9", _added("c9"), headers=headers)])
@@ -94,7 +96,7 @@ def test_a_forwarded_event_applies_under_its_original_offset(domain: Domain) -> 
 
 
 def test_anonymous_events_after_an_alias_go_to_the_customer(domain: Domain) -> None:
-    tables = MemoryTables()
+    tables = MemoryTables(domain.encode_state)
     tables.data["identity"]["a:anon-7"] = b"cust-7"
     proc = _processor(domain, tables)
     view = ProductViewed(event_id="v", occurred_at=T0, anonymous_id="anon-7", product=SHOE)
@@ -103,7 +105,7 @@ def test_anonymous_events_after_an_alias_go_to_the_customer(domain: Domain) -> N
 
 
 def test_a_tick_fires_the_due_cart_reminder(domain: Domain) -> None:
-    tables = MemoryTables()
+    tables = MemoryTables(domain.encode_state)
     proc = _processor(domain, tables)
     hello = Identify(event_id="i", occurred_at=T0, customer_id="c1",
                      traits=Traits(email="c1@example.com"))  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 
 from streams.domain import load_domain
 from streams.harness import TEST_RULES, cart_scenario, clock_advance, purchase
-from streams.replay import Replayer, diff_triggers, replay_events, replay_file
+from streams.replay import Replayer, diff_triggers, replay_events, replay_file, write_diff
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp()  # a Monday, 10:00 UTC
 HOUR = 3600.0
@@ -109,6 +109,9 @@ def test_diff_against_reports_triggers_only_one_rule_set_emits(
     assert {t["trigger_type"] for t in diff.only_a} == {"cart_abandonment"}
     assert diff.only_b == []
     assert (tmp_path / "a" / "triggers.jsonl").read_bytes().count(b"\n") == len(base.triggers)
+    write_diff(diff, tmp_path / "diff.jsonl")
+    rows = [orjson.loads(line) for line in (tmp_path / "diff.jsonl").read_bytes().splitlines()]
+    assert [(r["only_in"], r["trigger_type"]) for r in rows] == [("rules", "cart_abandonment")]
 
 
 def test_undecodable_history_lines_are_counted_not_fatal(rules: Path) -> None:
