@@ -28,6 +28,9 @@ from schemas.topics import ALL_TOPICS
 
 VERSION = 2
 
+_new = tuple.__new__
+"""Builds a NamedTuple from a ready tuple in C (no Python-level ``__new__`` frame)."""
+
 _CONTAINERS = (
     "anonymous_ids", "views", "affinity", "carts", "recent_orders", "categories", "changes",
     "deadlines", "sent", "watermarks",
@@ -159,23 +162,15 @@ def _changes_in(base: int, raw: list[list[Any]]) -> list[Change]:
         dim = _DIMS[dim_index]
         if from_persona == 0:
             from_persona = last[dim]
-        out.append(Change(base - at, dim, from_persona, to, rule_id))
+        out.append(_new(Change, (base - at, dim, from_persona, to, rule_id)))
         last[dim] = to
     return out
 
 
 def _deadline(base: int, d: list[Any]) -> Deadline:
     if len(d) == 4:
-        return Deadline(base - d[0], d[1], d[2], d[3])
-    return Deadline(base - d[0], d[1], d[2], d[3], d[4], base - d[5])
-
-
-def _view(p: list[Any], at: int) -> View:
-    return View(p[0], p[1], p[2], p[3], at)
-
-
-def _item(p: list[Any], quantity: int) -> Item:
-    return Item(p[0], p[1], p[2], p[3], quantity)
+        return _new(Deadline, (base - d[0], d[1], d[2], d[3], "", 0))
+    return _new(Deadline, (base - d[0], d[1], d[2], d[3], d[4], base - d[5]))
 
 
 def _build(raw: list[Any]) -> CustomerState:
@@ -190,20 +185,20 @@ def _build(raw: list[Any]) -> CustomerState:
      marks) = raw[n:]
     args += [
         anon,
-        [_view(products[v[0]], base - v[1]) for v in views],
+        [_new(View, (*products[v[0]], base - v[1])) for v in views],
         {a[0]: (a[1], base - a[2]) for a in affinity},
         {c[0]: _cart(c, products, base) for c in carts},
-        [Order(o[0], o[1], base - o[2], o[3]) for o in orders],
+        [_new(Order, (o[0], o[1], base - o[2], o[3])) for o in orders],
         cats,
         _changes_in(base, changes) if changes else [],
         [_deadline(base, d) for d in deadlines],
-        [Sent(base - s[0], s[1], s[2], s[3]) for s in sent],
+        [_new(Sent, (base - s[0], s[1], s[2], s[3])) for s in sent],
         {_unalias(k): v for k, v in marks.items()},
     ]
     return CustomerState(*args)
 
 
 def _cart(c: list[Any], products: list[Any], base: int) -> Cart:
-    items = {products[i[0]][0]: _item(products[i[0]], i[1]) for i in c[1]}
+    items = {products[i[0]][0]: _new(Item, (*products[i[0]], i[1])) for i in c[1]}
     checkout = None if c[4] is None else base - c[4]
     return Cart(c[0], items, base - c[2], base - c[3], checkout, c[5], c[6])
