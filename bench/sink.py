@@ -192,30 +192,41 @@ def _esp_stats(port: int) -> dict[str, Any]:
     return data
 
 
-async def _paced(env: Env, settings, rate: int, seconds: float, esp_port: int) -> list[float]:
-    producer = Producer(producer_config(env.bootstrap, **{"linger.ms": 1}))
-    topic = env.topics["triggers.email"]
-    total = int(rate * seconds)
+def paced_producer(bootstrap: str, topic: str, rate: int, seconds: float, tag: str) -> None:
+    """Produce ``rate`` triggers/s for ``seconds`` (run in its own process so it does not take
+    CPU from the sink); prints ``{trigger id: created_at epoch s}`` as JSON at the end."""
+    producer = Producer(producer_config(bootstrap, **{"linger.ms": 1}))
     created: dict[str, float] = {}
+    start = time.time()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        now = datetime.now(UTC)
+        t = make_trigger(f"{tag}p{i}", customer_id=f"cp-{tag}{i}", created_at=now,
+                         expires_at=now + timedelta(hours=1))
+        created[t.trigger_id] = t.created_at.timestamp()
+        producer.produce(topic, encode_event(t), key=t.customer_id)
+        producer.poll(0)
+    producer.flush(10)
+    print(json.dumps(created))
+
+
+async def _paced(env: Env, settings, rate: int, seconds: float, esp_port: int) -> list[float]:
+    total = int(rate * seconds)
     async with running_sink(settings, env.wiring()) as app:
         for _ in range(1000):
             if app.service.assigned:
                 break
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.5)
-        start = time.time()
-        for i in range(total):
-            due = start + i / rate
-            delay = due - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = datetime.now(UTC)
-            t = make_trigger(f"{env.prefix}p{i}", customer_id=f"cp-{i}", created_at=now,
-                             expires_at=now + timedelta(hours=1))
-            created[t.trigger_id] = t.created_at.timestamp()
-            producer.produce(topic, encode_event(t), key=t.customer_id)
-            producer.poll(0)
-        producer.flush(10)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.sink", "--paced-producer", env.bootstrap,
+            env.topics["triggers.email"], str(rate), str(seconds), env.prefix,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await proc.communicate()
+        created: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
         for _ in range(2400):  # at most 120 s
             if app.service.handled >= total:
                 break
@@ -239,9 +250,18 @@ def main() -> None:
     parser.add_argument("--naive-n", type=int, default=2_000, help="triggers per naive run")
     parser.add_argument("--rate", type=int, default=500, help="triggers/s for latency")
     parser.add_argument("--seconds", type=float, default=10.0, help="latency run length")
+    parser.add_argument("--low-rate", type=int, default=200, help="second latency rate")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--paced-producer", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.paced_producer:
+        b, topic, rate, seconds, tag = args.paced_producer
+        paced_producer(b, topic, int(rate), float(seconds), tag)
+        return
     import logging
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups on SIGTERM
 
     logging.basicConfig(level=logging.WARNING)
     with ExitStack() as stack, tempfile.TemporaryDirectory():
@@ -249,7 +269,7 @@ def main() -> None:
         http_port = _spawn_esp("http", stack)
         smtp_port = _spawn_esp("smtp", stack)
         runs: dict[str, list[float]] = {
-            k: [] for k in ("http", "smtp", "naive", "serial", "p50", "p99")
+            k: [] for k in ("http", "smtp", "naive", "serial", "p50", "p99", "lp50", "lp99")
         }
         for r in range(args.repeat):
             runs["naive"].append(bench_naive(bootstrap, http_port, args.naive_n))
@@ -260,10 +280,15 @@ def main() -> None:
                                             args.seconds)
             runs["p50"].append(p50)
             runs["p99"].append(p99)
+            lp50, lp99, _ = bench_latency(bootstrap, redis_url, http_port, args.low_rate,
+                                          args.seconds)
+            runs["lp50"].append(lp50)
+            runs["lp99"].append(lp99)
             print(f"run {r + 1}: http {runs['http'][-1]:.0f}/s, smtp {runs['smtp'][-1]:.0f}/s, "
                   f"naive {runs['naive'][-1]:.0f}/s, serial sink {runs['serial'][-1]:.0f}/s, "
                   f"t2a p50 {p50:.1f} ms p99 {p99:.1f} ms "
-                  f"({count} at {args.rate}/s)", flush=True)
+                  f"({count} at {args.rate}/s); at {args.low_rate}/s p50 {lp50:.1f} ms "
+                  f"p99 {lp99:.1f} ms", flush=True)
     med = {k: statistics.median(v) for k, v in runs.items()}
     print(f"median: http {med['http']:.0f}/s ({med['http'] / med['naive']:.1f}x naive, "
           f"{med['http'] / med['serial']:.1f}x serial sink), smtp {med['smtp']:.0f}/s, "
@@ -282,6 +307,9 @@ def main() -> None:
         "smtp_cpu_ms_per_send": round(statistics.median(CPU_MS["smtp"]), 3),
         "t2a_p50_ms": round(med["p50"], 2),
         "t2a_p99_ms": round(med["p99"], 2),
+        "t2a_p50_ms_low_rate": round(med["lp50"], 2),
+        "t2a_p99_ms_low_rate": round(med["lp99"], 2),
+        "low_rate_per_s": args.low_rate,
         "repeat": args.repeat,
         "n_http": args.n,
         "rate_per_s": args.rate,

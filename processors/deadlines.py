@@ -1,11 +1,12 @@
 """Deadlines: time-based behaviour kept as data in the state (``state.deadlines``).
 
-Scheduling (by the reducers) and firing (by :func:`fire_due`) are pure functions of the state
+Scheduling (by the reducers) and firing (by :func:`fire`) are pure functions of the state
 and ``now``. One entry per (source, episode, rule) is pending at a time; it holds the next step.
 
 - **cart**: steps after the last activity on a cart (episode: cart id); activity moves the
-  pending step, checkout or purchase of the cart (or emptying it) cancels it. When several
-  steps are overdue (late data, a stopped worker), only the latest fires.
+  pending step, checkout or purchase of the cart (or emptying it) cancels it. The engine fires
+  every entry at its own due time (``now`` = the due time), so each step fires in turn; with a
+  later ``now`` (direct callers) only the latest overdue step would fire.
 - **browse**: a product viewed ``min_views`` times within the recent window arms one reminder
   ``after`` the arming view (episode: ``product@time``); adding it to a cart or any purchase
   since then cancels it.

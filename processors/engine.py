@@ -16,21 +16,38 @@ CONTRACT (owned by processors/, consumed by streams/ and replay):
            Watermarks are kept per topic partition and per source key: records keyed by
            another id (anonymous events forwarded to the customer) are checked against
            "topic:partition~anonymous_id", since their offsets interleave with the customer's.
-    out = engine.tick(state, customer_id, now, ref)      # fire deadlines due at `now`
+    out = engine.tick(state, customer_id, now, ref)      # fire what is due by `now`
     out = engine.merge(state, anonymous_state, customer_id, now, cause_event_id)
         identity stitching: the anonymous history (views, carts, interests) merged in.
     engine.next_due(state) -> float | None               # earliest pending deadline
     engine.due(state, now) -> list[Deadline]             # what tick() would fire now
     encode_state(state) -> bytes ; decode_state(data) -> CustomerState   (compact, <= 1 KB median)
 
+TIME SEMANTICS (why ticks decide only WHEN outputs appear, never WHAT they are): the outcome is
+the one obtained if every pending entry (deadline step or deferred trigger) had fired exactly
+at its due time.
+
+- ``apply`` decides at the event's own time ``t = event.occurred_at``: it first fires every
+  entry due at or before ``t`` (in due order), then reduces the event and evaluates
+  transitions at ``t``, then fires entries the event itself made due at ``t``. Its ``now``
+  argument (the caller's clock) is only a lower bound of the clock and decides nothing:
+  entries due in ``(t, now]`` stay pending for ``tick``.
+- ``tick(now)`` fires the entries due at or before ``now``, each decided at its own due time:
+  budget, quiet hours, expiry, ``created_at``, transition times and ids all use that time. A
+  late, early, duplicated or missing tick therefore changes nothing but when outputs appear.
+- Entries sharing a due time are one group, arbitrated together. Firings caused by time carry
+  no cause event id (whichever call fires them, they are the same records).
+- Prerequisite, for the caller: a customer's events reach the engine in event-time order, and
+  a tick with ``now`` >= an event's time is not delivered before that event (late data that
+  arrives after a tick already fired a later deadline cannot un-fire it).
+
 Extensions: Outcome also carries ``skipped`` ((trigger_type, reason) pairs: deferred, expired,
 no_consent, suppressed:*, no_recipient, capped, erased - for metrics, never PII) and
 ``next_due``. ``apply`` updates the state object it is given in place and returns it (decode
-a fresh copy, or use copy_state, to keep the old one). It also fires whatever is due at
-``now``, so a late event's overdue deadlines fire without waiting for a tick.
+a fresh copy, or use copy_state, to keep the old one).
 
-Trigger ids are deterministic (customer, rule, episode, step); the same inputs at the same
-times give the same outputs.
+Trigger ids are deterministic (customer, rule, episode, step); the same inputs give the same
+outputs whatever the tick timing.
 """
 
 from __future__ import annotations
@@ -50,6 +67,11 @@ from processors.state import CustomerState, Deadline, copy_state
 from processors.statecodec import decode_state, encode_state
 from processors.triggers import Candidate, TriggerRules
 from schemas.models import PersonaTransition, Trigger
+
+MAX_GROUPS = 10_000
+"""Due-time groups one call fires at most (only a rule bug could need more)."""
+MAX_GROUP_SIZE = 256
+"""Entries one due-time group fires at most (same guard)."""
 
 __all__ = [
     "Engine",
@@ -124,57 +146,86 @@ class Engine:
     # ------------------------------------------------------------------ contract
     def apply(self, state: CustomerState | None, customer_id: str, event: Any,
               ref: InputRef | None, now: float) -> Outcome:
-        """Apply one input event at decision time ``now`` (see the module docstring)."""
-        st = state if state is not None else self.new_state(customer_id, now)
-        key = watermark_key(ref, event.customer_id or event.anonymous_id, customer_id) \
-            if ref is not None else ""
-        if ref is not None and ref.offset <= st.watermarks.get(key, -1):
-            return Outcome(st, applied=False)
+        """Apply one input event at its own time ``t = event.occurred_at``.
+
+        Order: every pending entry due at or before ``t`` fires first (each at its due time,
+        see :meth:`_run_due`), then the event is reduced and the machine evaluates at ``t``,
+        then entries the event itself made due at ``t`` (a zero-delay welcome) fire. ``now``
+        (the caller's clock) decides nothing: it is only a lower bound of the clock, and
+        entries due in ``(t, now]`` are left for :meth:`tick`.
+        """
         etype: str = getattr(event, "type", "")
         reducer = REDUCERS.get(etype)
         if reducer is None:
             raise UnsupportedEventError(f"not an input event type: {etype!r}")
-        reducer(st, event, int(event.occurred_at.timestamp()), self.rules)
+        t: float = event.occurred_at.timestamp()
+        st = state if state is not None else self.new_state(customer_id, t)
+        key = ""
+        if ref is not None:
+            source = event.customer_id or event.anonymous_id
+            key = f"{ref.topic}:{ref.partition}" if not source or source == customer_id \
+                else f"{ref.topic}:{ref.partition}~{source}"  # as watermark_key()
+            if ref.offset <= st.watermarks.get(key, -1):
+                return Outcome(st, applied=False)
+        out = Outcome(st, [], [], True, [])
+        if st.deadlines and st.deadlines[0].due <= t:
+            self._run_due(out, customer_id, t)
+        reducer(st, event, int(t), self.rules)
         if not st.persona:
-            self.machine.initialise(st, now)
-        ctx = self.ctx(st, event, etype, now)
-        out = Outcome(st, self.machine.evaluate(st, ctx, customer_id, event.event_id))
-        if out.transitions:
-            cands = self.trigger_rules.for_transitions(out.transitions, ctx)
-            self._settle(out, customer_id, now, cands, event.event_id)
-        elif st.deadlines and st.deadlines[0].due <= now:
-            self._settle(out, customer_id, now, [], event.event_id)
+            self.machine.initialise(st, t)
+        moves, ctx = self.machine.evaluate_input(st, event, etype, t, self._ctx_opts,
+                                                 customer_id, event.event_id)
+        if moves and ctx is not None:
+            out.transitions.extend(moves)
+            cands = self.trigger_rules.for_transitions(moves, ctx)
+            if cands:
+                self._arbitrate(out, customer_id, t, cands, event.event_id)
+        if st.deadlines and st.deadlines[0].due <= t:
+            self._run_due(out, customer_id, t)
         if ref is not None:
             st.watermarks[key] = ref.offset
         return out
 
     def tick(self, state: CustomerState, customer_id: str, now: float,
              ref: InputRef | None = None) -> Outcome:
-        """Fire the deadlines due at ``now`` (a no-op when nothing is due)."""
+        """Fire the entries due at or before ``now``, each at its own due time (a no-op when
+        nothing is due): ``now`` only bounds what fires, never what a firing decides."""
         key = f"{ref.topic}:{ref.partition}" if ref is not None else ""
         if ref is not None and ref.offset <= state.watermarks.get(key, -1):
             return Outcome(state, applied=False)
         out = Outcome(state)
-        self._settle(out, customer_id, now, [], None)
+        if state.deadlines and state.deadlines[0].due <= now:
+            self._run_due(out, customer_id, now)
         if ref is not None:
             state.watermarks[key] = ref.offset
         return out
 
     def merge(self, state: CustomerState | None, anonymous_state: CustomerState | None,
               customer_id: str, now: float, cause_event_id: str | None = None) -> Outcome:
-        """Identity stitching: fold the anonymous history into the customer's state."""
+        """Identity stitching at ``now``: both sides first fire what was due by then (each at
+        its due time, the anonymous side under its own id), then the anonymous history is
+        folded into the customer's state and the machine re-evaluates at ``now``."""
         st = state if state is not None else self.new_state(customer_id, now)
         if anonymous_state is None:
             return Outcome(st, applied=False)
-        moves = merge_states(st, anonymous_state, now, self.rules)
         out = Outcome(st)
+        self._run_due(out, customer_id, now)
+        anon = Outcome(anonymous_state)
+        self._run_due(anon, anonymous_state.customer_id, now)
+        out.transitions.extend(anon.transitions)
+        out.triggers.extend(anon.triggers)
+        out.skipped.extend(anon.skipped)
+        moves = merge_states(st, anonymous_state, now, self.rules)
+        merged: list[PersonaTransition] = []
         for dim, target, facts in moves:
-            out.transitions.append(self.machine.move(
+            merged.append(self.machine.move(
                 st, dim, target, "identity_merge", 1, facts, customer_id, now, cause_event_id))
         ctx = self.ctx(st, None, "merge", now)
-        out.transitions.extend(self.machine.evaluate(st, ctx, customer_id, cause_event_id))
-        cands = self.trigger_rules.for_transitions(out.transitions, ctx)
-        self._settle(out, customer_id, now, cands, cause_event_id)
+        merged.extend(self.machine.evaluate(st, ctx, customer_id, cause_event_id))
+        out.transitions.extend(merged)
+        cands = self.trigger_rules.for_transitions(merged, ctx)
+        if cands:
+            self._arbitrate(out, customer_id, now, cands, cause_event_id)
         return out
 
     def next_due(self, state: CustomerState) -> float | None:
@@ -186,29 +237,50 @@ class Engine:
         return due_entries(state, now)
 
     # ------------------------------------------------------------------ internals
-    def _settle(self, out: Outcome, customer_id: str, now: float, cands: list[Candidate],
-                cause: str | None) -> None:
-        """Fire due deadlines (persona moves and candidates), then arbitrate all candidates."""
+    def _run_due(self, out: Outcome, customer_id: str, until: float) -> None:
+        """Fire, in due order, every entry due at or before ``until``: entries sharing a due
+        time form one group decided at that time (see :meth:`_fire_group`). Firings only
+        schedule later entries (or more of the same due time), so this ends; the group cap
+        only guards against a rule bug and keeps the rest for the next call."""
+        deadlines = out.state.deadlines
+        for _ in range(MAX_GROUPS):
+            if not deadlines or deadlines[0].due > until:
+                return
+            self._fire_group(out, customer_id, deadlines[0].due)
+            deadlines = out.state.deadlines  # reducers and firings may rebind the list
+
+    def _fire_group(self, out: Outcome, customer_id: str, due: int) -> None:
+        """Fire every entry due exactly at ``due`` as a tick at that time would: plain
+        deadlines update the state and may move personas, deferred triggers come back; then
+        all their candidates are arbitrated together at ``due``. Nothing here depends on when
+        or by which call the group is fired (no cause event, no caller clock)."""
         st = out.state
-        budget = 64  # every firing reschedules later than now; this only guards bugs
-        while st.deadlines and st.deadlines[0].due <= now and budget > 0:
-            budget -= 1
+        at = float(due)
+        cands: list[Candidate] = []
+        for _ in range(MAX_GROUP_SIZE):
+            if not st.deadlines or st.deadlines[0].due != due:
+                break
             d = st.deadlines.pop(0)
             if d.rule:
                 cand = self.trigger_rules.for_deferred(st, d)
                 if cand is not None:
                     cands.append(cand)
                 continue
-            fired = fire(st, d, now, self.rules)
+            fired = fire(st, d, at, self.rules)
             if fired is None:
                 continue
-            ctx = self.ctx(st, None, "tick", now, d._replace(step=fired.step))
-            moves = self.machine.evaluate(st, ctx, customer_id, cause)
+            ctx = Ctx(st, None, "tick", at, d._replace(step=fired.step), *self._ctx_opts)
+            moves = self.machine.evaluate(st, ctx, customer_id, None)
             out.transitions.extend(moves)
             cands.extend(self.trigger_rules.for_deadline(fired, ctx))
             if moves:
                 cands.extend(self.trigger_rules.for_transitions(moves, ctx))
         if cands:
-            decision = self.trigger_rules.arbitrate(st, cands, customer_id, now, cause)
-            out.triggers.extend(decision.triggers)
-            out.skipped.extend(decision.skipped)
+            self._arbitrate(out, customer_id, at, cands, None)
+
+    def _arbitrate(self, out: Outcome, customer_id: str, at: float, cands: list[Candidate],
+                   cause: str | None) -> None:
+        """Decide ``cands`` at time ``at`` and add the result to ``out``."""
+        decision = self.trigger_rules.arbitrate(out.state, cands, customer_id, at, cause)
+        out.triggers.extend(decision.triggers)
+        out.skipped.extend(decision.skipped)

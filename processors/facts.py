@@ -104,8 +104,14 @@ def _category_views(c: Ctx) -> int:
 def _interest_views(c: Ctx) -> int:
     if c.interest_views < 0:
         interest = c.st.interest
-        c.interest_views = _recent_views(c, category=interest.partition(":")[2]) \
-            if interest and ":" in interest else 0
+        if not interest or ":" not in interest:
+            c.interest_views = 0
+        else:
+            category = interest.partition(":")[2]
+            if c.cat_views >= 0 and category == _event_category(c):
+                c.interest_views = c.cat_views  # the same count (browsing the same category)
+            else:
+                c.interest_views = _recent_views(c, category=category)
     return c.interest_views
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 from processors.facts import Ctx, fact_values
 from processors.ruleset import DIMENSIONS, RuleSet, Transition
@@ -31,9 +32,19 @@ def stable_id(*parts: object) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+_last_utc: list[tuple[float, datetime]] = [(0.0, datetime.fromtimestamp(0.0, UTC))]
+
+
 def utc(ts: float) -> datetime:
-    """Epoch seconds as an aware UTC datetime (millisecond precision, as the contracts)."""
-    return datetime.fromtimestamp(round(ts, 3), UTC)
+    """Epoch seconds as an aware UTC datetime (millisecond precision, as the contracts).
+
+    Remembers the last conversion: one input's records share their time."""
+    last = _last_utc[0]
+    if last[0] == ts:
+        return last[1]
+    value = datetime.fromtimestamp(round(ts, 3), UTC)
+    _last_utc[0] = (ts, value)
+    return value
 
 
 class Machine:
@@ -48,6 +59,7 @@ class Machine:
         self._cache: dict[tuple[str, str | None, str], tuple[Transition, ...]] = {}
         self._max_chain = rules.settings.max_chain
         self._dims_for: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._accepted: dict[tuple[str, str], bool] = {}
 
     def initialise(self, st: CustomerState, now: float) -> None:
         """Put a state without personas into each dimension's initial state (no record)."""
@@ -73,15 +85,32 @@ class Machine:
     def evaluate(self, st: CustomerState, ctx: Ctx, customer_id: str,
                  cause: str | None) -> list[PersonaTransition]:
         """Apply every transition whose guard holds; return the records (may be empty)."""
-        out: list[PersonaTransition] = []
-        cache, etype = self._cache, ctx.etype
+        return self._run(st, ctx.etype, ctx, None, customer_id, cause)[0]
+
+    def evaluate_input(self, st: CustomerState, ev: Any, etype: str, now: float,
+                       opts: tuple[float, float, float], customer_id: str,
+                       cause: str | None) -> tuple[list[PersonaTransition], Ctx | None]:
+        """Like :meth:`evaluate` for an input event; the guard context (``Ctx(st, ev, etype,
+        now, None, *opts)``) is only built when a transition may leave a current state, and
+        returned (None when none could) for the trigger rules."""
+        return self._run(st, etype, None, (ev, now, opts), customer_id, cause)
+
+    def _dims(self, etype: str) -> tuple[tuple[str, str], ...]:
+        """(dimension, state attribute) pairs with a transition listening to ``etype``."""
         dims = self._dims_for.get(etype)
         if dims is None:
             dims = self._dims_for[etype] = tuple(
                 (dim, attr) for dim, attr in _DIM_ATTRS
                 if any(t.events is None or etype in t.events for t in self._by_dim[dim])
             )
-        for dim, attr in dims:
+        return dims
+
+    def _run(self, st: CustomerState, etype: str, ctx: Ctx | None,
+             lazy: tuple[Any, float, tuple[float, float, float]] | None, customer_id: str,
+             cause: str | None) -> tuple[list[PersonaTransition], Ctx | None]:
+        out: list[PersonaTransition] = []
+        cache = self._cache
+        for dim, attr in self._dims(etype):
             for _ in range(self._max_chain):
                 current = getattr(st, attr)
                 cands = cache.get((dim, current, etype))
@@ -89,11 +118,14 @@ class Machine:
                     cands = self.candidates(dim, current, etype)
                 if not cands:
                     break
+                if ctx is None and lazy is not None:
+                    ctx = Ctx(st, lazy[0], etype, lazy[1], None, *lazy[2])
+                assert ctx is not None
                 moved = self._step(st, ctx, dim, current, cands, customer_id, cause)
                 if moved is None:
                     break
                 out.append(moved)
-        return out
+        return out, ctx
 
     def _step(self, st: CustomerState, ctx: Ctx, dim: str, current: str | None,
               cands: tuple[Transition, ...], customer_id: str,
@@ -102,9 +134,7 @@ class Machine:
             if tr.guard is not None and not tr.guard.test(ctx):
                 continue
             target = tr.target(ctx)
-            if target is None or target == current:
-                continue
-            if not self.rules.dimensions[dim].accepts(target):
+            if target is None or target == current or not self._accepts(dim, target):
                 continue
             facts = fact_values(tr.guard.facts, ctx) if tr.guard else {}
             facts.setdefault("event.type", ctx.etype)
@@ -113,6 +143,16 @@ class Machine:
             ctx.forget()  # persona facts changed
             return moved
         return None
+
+    def _accepts(self, dim: str, target: str) -> bool:
+        """Whether ``dim`` declares ``target`` (remembered: targets repeat)."""
+        key = (dim, target)
+        known = self._accepted.get(key)
+        if known is None:
+            known = self.rules.dimensions[dim].accepts(target)
+            if len(self._accepted) < _CACHE_MAX:
+                self._accepted[key] = known
+        return known
 
     def move(self, st: CustomerState, dim: str, target: str, rule_id: str, version: int,
              facts: dict[str, str], customer_id: str, now: float,

@@ -29,7 +29,7 @@ def touch(st: CustomerState, t: int, rules: RuleSet) -> None:
     if t > st.last_seen:
         st.last_seen = t
     for d in st.deadlines:  # the inactivity sequence re-bases itself lazily when it fires
-        if d.source == "inactivity":
+        if d[1] == "inactivity":  # Deadline.source (index: this runs on every event)
             return
     dl.activity(st, rules)
 

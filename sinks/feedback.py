@@ -19,7 +19,7 @@ from schemas.codec import decode_event
 from schemas.errors import DecodeError
 from sinks.kafka_io import ThreadedConsumer
 from sinks.metrics import SUPPRESSION_UPDATES
-from sinks.suppression import SuppressionList, action_for
+from sinks.suppression import Action, SuppressionList, action_for
 
 log = logging.getLogger("personaflow.sink.feedback")
 
@@ -47,7 +47,7 @@ class SuppressionFeed:
         try:
             while not stopping.is_set():
                 msgs = await self.consumer.run(c.consume, 500, 0.2)
-                positions = await self._apply(msgs)
+                positions = await self._apply_retrying(msgs, stopping)
                 if positions:
                     offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
                     await self.consumer.run(_commit, c, offsets)
@@ -55,24 +55,48 @@ class SuppressionFeed:
             await self.consumer.run(c.close)
             self.consumer.shutdown()
 
+    async def _apply_retrying(
+        self, msgs: list[Any], stopping: asyncio.Event
+    ) -> dict[tuple[str, int], int]:
+        """Apply a batch until it succeeds (applying twice is harmless); nothing is skipped."""
+        delay = 0.2
+        while True:
+            try:
+                return await self._apply(msgs)
+            except Exception as exc:  # noqa: BLE001 - retried, never skipped
+                if stopping.is_set():
+                    return {}  # not committed: re-read after a restart
+                log.warning("suppression feed batch failed, retrying: %r", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     async def _apply(self, msgs: list[Any]) -> dict[tuple[str, int], int]:
+        """Apply a batch: in order per customer, customers concurrently (one Redis round trip
+        per step thanks to auto-pipelining). Returns the positions to commit."""
         positions: dict[tuple[str, int], int] = {}
+        per_customer: dict[str, list[Action]] = {}
         for msg in msgs:
             if msg.error() is not None:
                 continue
             positions[(msg.topic(), msg.partition())] = msg.offset() + 1
             try:
                 event = decode_event(msg.value())
-            except DecodeError:
+            except DecodeError as exc:
+                if exc.retriable:  # registry unreachable: try the batch again
+                    raise
                 continue
             action = action_for(event)
-            if action is None:
-                continue
+            if action is not None:
+                per_customer.setdefault(action.customer_id, []).append(action)
+        await asyncio.gather(*(self._apply_in_order(a) for a in per_customer.values()))
+        return positions
+
+    async def _apply_in_order(self, actions: list[Action]) -> None:
+        for action in actions:
             if await self.suppression.apply(action):
                 self.applied += 1
                 reason = action.suppress.reason if action.suppress else "consent_granted"
                 SUPPRESSION_UPDATES.labels(reason).inc()
-        return positions
 
 
 def _commit(consumer: Any, offsets: list[TopicPartition]) -> None:

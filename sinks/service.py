@@ -132,6 +132,7 @@ class SinkService:
                 "client.id": self.instance,
                 "session.timeout.ms": self.settings.session_timeout_ms,
                 "heartbeat.interval.ms": max(300, self.settings.session_timeout_ms // 6),
+                "fetch.wait.max.ms": self.settings.fetch_wait_max_ms,
                 **self.wiring.consumer_overrides,
             },
         )

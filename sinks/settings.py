@@ -63,6 +63,10 @@ class SinkSettings(BaseSettings):
     session_timeout_ms: int = Field(
         default=6000, ge=1000, description="consumer group session timeout (Kafka)"
     )
+    fetch_wait_max_ms: int = Field(
+        default=50, ge=1, le=5000,
+        description="longest a fetch waits for new triggers (latency vs. idle fetches)",
+    )
     concurrency: int = Field(default=64, ge=1, description="triggers processed at once")
     max_attempts: int = Field(default=5, ge=1, description="ESP attempts before dead letter")
     backoff_base_s: float = Field(default=0.5, gt=0, description="first retry delay")

@@ -31,7 +31,8 @@ def register_views(app: Any, worker: StreamWorker) -> None:
     @app.page("/readyz")  # type: ignore[misc,untyped-decorator]
     async def readyz(web: Any, request: Any) -> Any:
         partitions = worker.active_partitions()
-        ready = bool(partitions) and worker.indexed_partitions() == partitions
+        # a worker without partitions (more workers than partitions) is ready, and idle
+        ready = partitions is not None and worker.indexed_partitions() == partitions
         body = {"ready": ready, "partitions": sorted(partitions or ())}
         return web.json(body, status=200 if ready else 503)
 

@@ -36,7 +36,7 @@ class OutboxAdapter(EspAdapter):
     def _write(self, email: OutgoingEmail) -> str:
         target = self.directory / eml_name(email.trigger_id)
         tmp = target.with_suffix(f".tmp{os.getpid()}")
-        data = email.to_mime().as_bytes()
+        data = email.to_bytes()
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -55,7 +55,7 @@ class SmtpAdapter(EspAdapter):
         try:
             if conn is None:
                 conn = self._connect()
-            conn.send_message(email.to_mime(), from_addr=email.sender, to_addrs=[email.recipient])
+            conn.sendmail(email.sender, [email.recipient], email.to_bytes())
         except smtplib.SMTPServerDisconnected as exc:
             _quit(conn)
             raise EspTemporaryError("smtp disconnected", reason="smtp_connection") from exc

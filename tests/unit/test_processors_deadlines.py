@@ -81,19 +81,46 @@ def test_cart_sequence_cancelled_by_checkout_purchase_or_emptying(engine: Engine
     assert not [d for d in run.state.deadlines if d.source == "cart"]
 
 
-def test_overdue_cart_steps_fire_only_the_latest(engine: Engine) -> None:
-    run, ev = identified(engine)
-    run.apply(ev.add("k1", "p1", T0))
-    run.tick(T0 + 30 * H)  # worker was down: 1 h and 24 h are both due, only 24 h fires
-    assert [t.step for t in run.triggers] == [2]
-    run.tick(T0 + 48 * H)
-    assert [t.step for t in run.triggers] == [2, 3]
+def _dumps(run: Runner) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    return ([t.model_dump() for t in run.triggers], [t.model_dump() for t in run.transitions])
 
 
-def test_late_event_fires_overdue_deadline_in_apply(engine: Engine) -> None:
+def test_overdue_steps_fire_each_at_its_own_due_time(engine: Engine) -> None:
+    late, ev = identified(engine)
+    late.apply(ev.add("k1", "p1", T0))
+    late.tick(T0 + 30 * H)  # worker was down: 1 h and 24 h are both due
+    on_time, ev2 = identified(engine)
+    on_time.apply(ev2.add("k1", "p1", T0))
+    on_time.tick(T0 + H)
+    on_time.tick(T0 + 24 * H)
+    assert [t.step for t in late.triggers] == [1, 2]
+    assert [t.created_at.timestamp() for t in late.triggers] == [T0 + H, T0 + 24 * H]
+    assert _dumps(late) == _dumps(on_time)
+
+
+def test_late_event_first_fires_what_was_due_before_it(engine: Engine) -> None:
+    """The purchase at 2 h comes after the 1 h reminder was due: whether the tick came on
+    time or not at all, the 1 h reminder goes (decided at 1 h) and the purchase stops the rest."""
+    no_tick, ev = identified(engine)
+    no_tick.apply(ev.add("k1", "p1", T0))
+    no_tick.apply(ev.order("o1", 80, T0 + 2 * H, cart_id="k1"))
+    on_time, ev2 = identified(engine)
+    on_time.apply(ev2.add("k1", "p1", T0))
+    on_time.tick(T0 + H)
+    on_time.apply(ev2.order("o1", 80, T0 + 2 * H, cart_id="k1"))
+    assert [t.trigger_type for t in no_tick.triggers] == ["cart_abandonment"]
+    assert no_tick.triggers[0].created_at.timestamp() == T0 + H
+    assert no_tick.triggers[0].cause_event_id is None
+    assert _dumps(no_tick) == _dumps(on_time)
+
+
+def test_apply_decides_at_event_time_not_the_callers_clock(engine: Engine) -> None:
     run, ev = identified(engine)
-    run.apply(ev.add("k1", "p1", T0), now=T0 + 2 * H)  # arrives two hours late
-    assert run.types() == ["cart_abandonment"]
+    run.apply(ev.add("k1", "p1", T0), now=T0 + 2 * H)  # processed two hours late
+    assert run.types() == []  # (T0, now] is left to tick()
+    assert engine.next_due(run.state) == T0 + H
+    run.tick(T0 + 5 * H)
+    assert [t.created_at.timestamp() for t in run.triggers] == [T0 + H]
 
 
 def test_browse_reminder_after_second_view_without_cart(engine: Engine) -> None:

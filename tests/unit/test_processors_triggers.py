@@ -184,11 +184,24 @@ def test_quiet_hours_not_before_mode_emits_at_once() -> None:
 
 
 def test_expired_triggers_are_dropped() -> None:
+    eng = engine("settings: {budget: {per_day: 1, per_week: 1}}")
+    run, ev = start(eng)
+    run.apply(ev.order("o0", 40, T0 + 60))
+    run.tick(T0 + 3 * D + 60)  # the cross-sell takes the week's only slot
+    run.apply(ev.add("k1", "p1", T0 + 3 * D + 120))
+    run.tick(T0 + 30 * D)  # every cart step could only go after its 24 h expiry
+    assert run.types() == ["post_purchase_cross_sell"]
+    assert run.skipped.count(("cart_abandonment", "expired")) == 3
+
+
+def test_a_late_tick_decides_at_due_time_and_hands_expiry_to_the_sink() -> None:
     run, ev = start(engine())
     run.apply(ev.order("o1", 40, T0 + 60))
-    run.tick(T0 + 30 * D)  # cross-sell was due at 3 d and expires 3 d later
-    assert "post_purchase_cross_sell" not in run.types()
-    assert ("post_purchase_cross_sell", "expired") in run.skipped
+    run.tick(T0 + 30 * D)  # cross-sell was due at 3 d; the worker only ticks at 30 d
+    (trig,) = run.triggers
+    assert trig.trigger_type == "post_purchase_cross_sell"
+    assert trig.created_at.timestamp() == T0 + 60 + 3 * D
+    assert trig.expires_at.timestamp() == T0 + 60 + 6 * D  # the sink drops it as expired
 
 
 def test_holdout_marks_would_have_sent() -> None:

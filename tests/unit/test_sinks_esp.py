@@ -133,3 +133,17 @@ def test_factory_and_settings_from_environment(monkeypatch, tmp_path):
     assert isinstance(make_adapter(s.model_copy(update={"esp": "outbox"})), OutboxAdapter)
     with pytest.raises(ValueError, match="backoff"):
         SinkSettings(backoff_base_s=5, backoff_max_s=1)
+
+
+def test_wire_bytes_parse_back_to_the_rendered_parts_and_headers():
+    m = mail(3, tokens={"first_name": "Zoë"}, persona="loyal")
+    parsed = email.message_from_bytes(m.to_bytes(), policy=default_policy)
+    assert parsed["Subject"] == m.rendered.subject
+    assert m.rendered.subject == "Zoë, your favourites are waiting in your cart"
+    assert parsed["Message-ID"] == m.message_id and parsed["To"] == "person3@example.com"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed["List-Unsubscribe"] == m.list_headers()["List-Unsubscribe"]
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == m.rendered.text
+    assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == m.rendered.html
+    assert max(len(line) for line in m.to_bytes().split(b"\r\n")) <= 998
+    assert b"\n" not in m.to_bytes().replace(b"\r\n", b"")  # CRLF only (SMTP DATA)
