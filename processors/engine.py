@@ -131,6 +131,14 @@ class Engine:
         self.machine = Machine(self.rules)
         self.trigger_rules = TriggerRules(self.rules)
         self._ctx_opts = (s.recent_window, s.engagement_half_life, s.affinity_half_life)
+        self._keys: dict[tuple[str, int], str] = {}
+
+    def _key(self, ref: InputRef) -> str:
+        """The ``topic:partition`` watermark key of ``ref``, kept so lookups reuse it."""
+        key = f"{ref.topic}:{ref.partition}"
+        if len(self._keys) < 4096:
+            self._keys[(ref.topic, ref.partition)] = key
+        return key
 
     def new_state(self, customer_id: str, now: float = 0.0) -> CustomerState:
         """A fresh state in every dimension's initial persona."""
@@ -163,8 +171,10 @@ class Engine:
         key = ""
         if ref is not None:
             source = event.customer_id or event.anonymous_id
-            key = f"{ref.topic}:{ref.partition}" if not source or source == customer_id \
-                else f"{ref.topic}:{ref.partition}~{source}"  # as watermark_key()
+            if not source or source == customer_id:  # as watermark_key(), strings reused
+                key = self._keys.get((ref.topic, ref.partition)) or self._key(ref)
+            else:
+                key = f"{ref.topic}:{ref.partition}~{source}"
             if ref.offset <= st.watermarks.get(key, -1):
                 return Outcome(st, applied=False)
         out = Outcome(st, [], [], True, [])

@@ -10,11 +10,12 @@ a :class:`schemas.models.PersonaTransition` with the facts its guard read.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from processors.facts import Ctx, fact_values
-from processors.ruleset import DIMENSIONS, RuleSet, Transition
+from processors.facts import GETTERS, Ctx, fact_values
+from processors.ruleset import DIMENSIONS, RuleSet, Transition, _placeholders
 from processors.state import Change, CustomerState
 from schemas.models import PersonaTransition
 
@@ -60,6 +61,7 @@ class Machine:
         self._max_chain = rules.settings.max_chain
         self._dims_for: dict[str, tuple[tuple[str, str], ...]] = {}
         self._accepted: dict[tuple[str, str], bool] = {}
+        self._targets: dict[str, Callable[[Ctx], str | None]] = {}
 
     def initialise(self, st: CustomerState, now: float) -> None:
         """Put a state without personas into each dimension's initial state (no record)."""
@@ -130,11 +132,15 @@ class Machine:
     def _step(self, st: CustomerState, ctx: Ctx, dim: str, current: str | None,
               cands: tuple[Transition, ...], customer_id: str,
               cause: str | None) -> PersonaTransition | None:
+        targets = self._targets
         for tr in cands:
+            # the target first (cheap, no side effects): staying put needs no guard
+            target = targets[tr.id](ctx) if tr.id in targets else self._target(tr, ctx)
+            if target is None or target == current:
+                continue
             if tr.guard is not None and not tr.guard.test(ctx):
                 continue
-            target = tr.target(ctx)
-            if target is None or target == current or not self._accepts(dim, target):
+            if not self._accepts(dim, target):
                 continue
             facts = fact_values(tr.guard.facts, ctx) if tr.guard else {}
             facts.setdefault("event.type", ctx.etype)
@@ -143,6 +149,25 @@ class Machine:
             ctx.forget()  # persona facts changed
             return moved
         return None
+
+    def _target(self, tr: Transition, ctx: Ctx) -> str | None:
+        """Compile ``tr``'s target once (a constant, or a one-fact template) and apply it."""
+        names = _placeholders(tr.to)
+        if not names:
+            const = tr.to
+            self._targets[tr.id] = lambda _ctx: const
+        elif len(names) == 1 and tr.to.count("{") == 1:
+            head, _, rest = tr.to.partition("{" + names[0] + "}")
+            getter = GETTERS[names[0]]
+
+            def fill(c: Ctx) -> str | None:
+                value = getter(c)
+                return None if value is None or value == "" else f"{head}{value}{rest}"
+
+            self._targets[tr.id] = fill
+        else:
+            self._targets[tr.id] = tr.target
+        return self._targets[tr.id](ctx)
 
     def _accepts(self, dim: str, target: str) -> bool:
         """Whether ``dim`` declares ``target`` (remembered: targets repeat)."""

@@ -51,6 +51,7 @@ class LocalHttpEsp:
     duplicates: int = 0
     requests: int = 0
     fail_next: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    reject_recipients: set[str] = field(default_factory=set)  # 400 for a request naming one
     request_log: list[tuple[float, int]] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -88,6 +89,11 @@ class LocalHttpEsp:
                                      headers=headers)
         try:
             body = orjson.loads(await request.read())
+            to = {p["to"][0]["email"] for p in body["personalizations"]}
+            if to & self.reject_recipients:
+                self.request_log.append((time.time(), 400))
+                return web.json_response({"errors": [{"field": "personalizations.to"}]},
+                                         status=400)
             accepted = self._accept(body)
         except (orjson.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
             self.request_log.append((time.time(), 400))

@@ -157,7 +157,10 @@ class Processor:
         result = self._result(
             trigger, outcome, entry.reason, entry.esp_message_id, entry.attempts
         )
-        return Decision(result)
+        dead = None
+        if outcome is SendOutcome.FAILED:  # its dead letter may not have been written either
+            dead = DeadLetterNote(f"{entry.reason or 'failed'} (replayed)", "SendFailed")
+        return Decision(result, dead)
 
     async def _finish(
         self, trigger: Trigger, outcome: SendOutcome, reason: str = "", message_id: str = "",
@@ -204,7 +207,8 @@ class Processor:
                 await self.p.budget.release(trigger.customer_id, trigger.trigger_id)
             return await self._finish(trigger, SendOutcome.HELD_OUT, "holdout")
         decision = await self._send(trigger)
-        if reserved and decision.result.outcome is not SendOutcome.SENT:
+        kept = (SendOutcome.SENT, SendOutcome.DUPLICATE)  # a duplicate's slot is the other's
+        if reserved and decision.result.outcome not in kept:
             await self.p.budget.release(trigger.customer_id, trigger.trigger_id)
         return decision
 

@@ -191,18 +191,32 @@ class HttpAdapter(EspAdapter):
             task.add_done_callback(self._inflight.discard)
 
     async def _post_batch(self, batch: list[_Pending]) -> None:
+        """Post a batch; when the ESP refuses it as a whole (4xx), send each email alone so one
+        bad personalization cannot fail the others."""
         try:
             ids = await self._post([p.email for p in batch], limited=False)
-        except (EspTemporaryError, EspPermanentError) as exc:
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(exc)
+        except EspPermanentError as exc:
+            if len(batch) == 1:
+                _fail_all(batch, exc)
+            else:
+                await asyncio.gather(*(self._post_alone(p) for p in batch))
+        except EspTemporaryError as exc:
+            _fail_all(batch, exc)
         else:
             for p, msg_id in zip(batch, ids, strict=True):
                 if not p.future.done():
                     p.future.set_result(msg_id)
         finally:
             self._requests.release()
+
+    async def _post_alone(self, pending: _Pending) -> None:
+        try:
+            (msg_id,) = await self._post([pending.email], limited=False)
+        except (EspTemporaryError, EspPermanentError) as exc:
+            _fail_all([pending], exc)
+        else:
+            if not pending.future.done():
+                pending.future.set_result(msg_id)
 
     async def _post(self, emails: list[OutgoingEmail], *, limited: bool = True) -> list[str]:
         """POST one request; return one message id per email or raise a typed error."""
@@ -238,3 +252,9 @@ class HttpAdapter(EspAdapter):
                     retry_after=parse_retry_after(resp.headers.get("Retry-After")),
                 )
             raise EspPermanentError(f"http esp answered {status}", reason=f"http_{status}")
+
+
+def _fail_all(batch: list[_Pending], exc: Exception) -> None:
+    for p in batch:
+        if not p.future.done():
+            p.future.set_exception(exc)

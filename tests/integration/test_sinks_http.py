@@ -93,3 +93,17 @@ async def test_5xx_retried_with_backoff_then_dead_letter_after_max_attempts(env,
     assert results[0].attempts == 3 and results[0].reason == "http_503"
     assert len(esp.request_log) == 3 and esp.deliveries == {}
     assert time.time() - started > 0.05
+
+
+async def test_a_rejected_recipient_fails_alone_not_its_whole_batch(env, esp):
+    esp.reject_recipients = {"personbad@example.com"}
+    triggers = [make_trigger(f"ok{i}") for i in range(6)] + [make_trigger("bad")]
+    produce(env.bootstrap, env.topics["triggers.email"], triggers)
+    settings = _settings(env, esp, http_batch_size=50, http_batch_wait_ms=50)
+    async with running_sink(settings, env.wiring()):
+        results = await _results(env, 7)
+    by_id = {r.trigger_id: r for r in results}
+    assert by_id["trg-bad"].outcome is SendOutcome.FAILED
+    assert by_id["trg-bad"].reason == "http_400"
+    assert {by_id[f"trg-ok{i}"].outcome for i in range(6)} == {SendOutcome.SENT}
+    assert sorted(esp.deliveries) == sorted(f"trg-ok{i}" for i in range(6))
