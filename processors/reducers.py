@@ -43,8 +43,9 @@ def _affinity(st: CustomerState, category: str, t: int, kind: str, rules: RuleSe
         st.affinity[category] = (AFFINITY_POINTS[kind], t)
     elif old[1] >= t:  # same second (or late data): no decay to apply
         st.affinity[category] = (round(old[0] + AFFINITY_POINTS[kind], 2), old[1])
-    else:
-        st.affinity[category] = (bump(old[0], old[1], t, AFFINITY_POINTS[kind], half), t)
+    else:  # bump(), inlined: this runs for most events
+        score = old[0] * 0.5 ** ((t - old[1]) / half) + AFFINITY_POINTS[kind]
+        st.affinity[category] = (round(score, 2), t)
         return
     if len(st.affinity) > rules.settings.limits.affinity:
         weakest = min(st.affinity, key=lambda c: (decay(*st.affinity[c], t, half), c))
@@ -80,17 +81,18 @@ def product_viewed(st: CustomerState, ev: Any, t: int, rules: RuleSet) -> None:
     browse reminder on the ``min_views``-th view of the product within the recent window."""
     touch(st, t, rules)
     p = ev.product
-    st.views.append(View(p.product_id, p.name[:NAME_MAX], p.category, p.price, t))
-    if len(st.views) > rules.settings.limits.views:
-        del st.views[0]
-    _affinity(st, p.category, t, "view", rules)
+    product_id, category, views = p.product_id, p.category, st.views
+    views.append(View(product_id, p.name[:NAME_MAX], category, p.price, t))
+    if len(views) > rules.settings.limits.views:
+        del views[0]
+    _affinity(st, category, t, "view", rules)
     steps = rules.deadlines.browse
     if not steps:
         return
     since = t - rules.settings.recent_window
     seen = 0
-    for v in st.views:
-        if v.product_id == p.product_id and v.at >= since:
+    for v in views:  # indexes (0: product_id, 4: at): this runs on every view
+        if v[0] == product_id and v[4] >= since:
             seen += 1
     if seen == rules.deadlines.browse_min_views and dl.still_valid(
         st, "browse", f"{p.product_id}@{t}"
