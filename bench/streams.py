@@ -9,7 +9,8 @@ KAFKA_BOOTSTRAP_SERVERS is set), 6 partitions:
 (d) Faust's no-op path: ``stream.take_events(2000, within=0.05)``, events dropped;
 
 then, on the worker: event->trigger latency at a fixed 2,000 events/s (wall clock; a welcome
-trigger fires on a customer's first Identify: latency = trigger record time - Identify sent), deadline->trigger lag (cart deadlines falling due during the run),
+trigger fires on a customer's first Identify: latency = trigger record time - Identify sent),
+deadline->trigger lag (cart deadlines falling due during the run),
 recovery time of a fresh worker (empty data dir: the table comes back from its changelog) and
 memory per customer. Throughput is measured from committed offsets (commit interval 0.2 s)
 between the first commit and the last; each variant is repeated and the median reported.

@@ -48,18 +48,18 @@ def schedule(st: CustomerState, source: str, episode: str, step: int, due: float
 def cancel(st: CustomerState, source: str, episode: str | None = None, *,
            prefix: str | None = None, rule: str | None = None) -> None:
     """Drop pending entries of ``source`` (all, one ``episode``, or episodes starting with
-    ``prefix``), deferred triggers of that episode included unless ``rule`` selects one."""
-    if not st.deadlines:
-        return
-    st.deadlines = [
-        d for d in st.deadlines
-        if not (
-            d.source == source
-            and (episode is None or d.episode == episode)
-            and (prefix is None or d.episode.startswith(prefix))
-            and (rule is None or d.rule == rule)
-        )
+    ``prefix``), deferred triggers of that episode included unless ``rule`` selects one.
+    The list is edited in place (most calls match nothing or one entry)."""
+    deadlines = st.deadlines
+    hits = [
+        i for i, d in enumerate(deadlines)
+        if d[1] == source  # Deadline.source, by index: this runs on most cart and view events
+        and (episode is None or d[2] == episode)
+        and (prefix is None or d[2].startswith(prefix))
+        and (rule is None or d[4] == rule)
     ]
+    for i in reversed(hits):
+        del deadlines[i]
 
 
 def has_pending(st: CustomerState, source: str) -> bool:

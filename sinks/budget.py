@@ -17,28 +17,35 @@ from dataclasses import dataclass
 from processors.policy import BudgetPolicy
 from sinks.store import Store
 
-_RESERVE = """
-local now = tonumber(ARGV[1])
-local longest = 0
-for i = 3, #ARGV, 2 do longest = math.max(longest, tonumber(ARGV[i])) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - longest)
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return {1, now} end
-local next_ok = 0
-for i = 3, #ARGV, 2 do
-  local window = tonumber(ARGV[i])
-  local cap = tonumber(ARGV[i + 1])
-  if cap <= 0 then return {0, -1} end
-  local inside = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now - window), '+inf', 'WITHSCORES')
-  local count = #inside / 2
-  if count >= cap then
-    local oldest = tonumber(inside[(count - cap) * 2 + 2])
-    next_ok = math.max(next_ok, oldest + window)
+RESERVE_FN = """
+local function reserve(key, now, member, caps)
+  local longest = 0
+  for i = 1, #caps, 2 do longest = math.max(longest, tonumber(caps[i])) end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - longest)
+  if redis.call('ZSCORE', key, member) then return {1, now} end
+  local next_ok = 0
+  for i = 1, #caps, 2 do
+    local window = tonumber(caps[i])
+    local cap = tonumber(caps[i + 1])
+    if cap <= 0 then return {0, -1} end
+    local inside = redis.call('ZRANGEBYSCORE', key, '(' .. (now - window), '+inf', 'WITHSCORES')
+    local count = #inside / 2
+    if count >= cap then
+      local oldest = tonumber(inside[(count - cap) * 2 + 2])
+      next_ok = math.max(next_ok, oldest + window)
+    end
   end
+  if next_ok > 0 then return {0, next_ok} end
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, longest)
+  return {1, now}
 end
-if next_ok > 0 then return {0, next_ok} end
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], longest)
-return {1, now}
+"""
+"""The budget reservation as a Lua function (shared with :mod:`sinks.admit`).
+``caps``: a flat list ``window_ms, cap, window_ms, cap, ...``."""
+
+_RESERVE = RESERVE_FN + """
+return reserve(KEYS[1], tonumber(ARGV[1]), ARGV[2], {unpack(ARGV, 3)})
 """
 
 
@@ -48,6 +55,14 @@ class BudgetDecision:
 
     allowed: bool
     next_ms: int | None
+
+
+def parse_budget(raw: list[int]) -> BudgetDecision:
+    """The :class:`BudgetDecision` for the reply ``{ok, when}`` of the ``reserve`` function."""
+    ok, when = int(raw[0]), int(raw[1])
+    if ok == 1:
+        return BudgetDecision(True, when)
+    return BudgetDecision(False, None if when < 0 else when)
 
 
 class Budget:
@@ -68,10 +83,16 @@ class Budget:
         """Take a send slot for ``trigger_id`` now, or say when one frees up."""
         args: list[str | int] = [now_ms, trigger_id, *self._caps]
         raw = await self.store.exec("evalsha", self._reserve, 1, self._key(customer_id), *args)
-        ok, when = int(raw[0]), int(raw[1])
-        if ok == 1:
-            return BudgetDecision(True, int(when))
-        return BudgetDecision(False, None if int(when) < 0 else int(when))
+        return parse_budget(raw)
+
+    @property
+    def caps(self) -> list[int]:
+        """``[window_ms, cap, ...]`` as the Lua ``reserve`` function takes them."""
+        return list(self._caps)
+
+    def key(self, customer_id: str) -> str:
+        """The Redis key of ``customer_id``'s send history."""
+        return self._key(customer_id)
 
     async def release(self, customer_id: str, trigger_id: str) -> None:
         """Give back the slot of a send that did not happen."""

@@ -5,7 +5,9 @@ broker acknowledged them (acks=all), and a consumer driven from one dedicated th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -26,17 +28,33 @@ class ProduceError(Exception):
 
 
 class AsyncProducer:
-    """A confluent-kafka producer (acks=all, idempotent, murmur2) with awaitable sends."""
+    """A confluent-kafka producer (acks=all, idempotent, murmur2) with awaitable sends.
+
+    Delivery reports are collected on the poll thread and handed to the event loop in one
+    call per poll (not one thread-safe wake-up per record)."""
 
     def __init__(self, bootstrap: str, **overrides: Any) -> None:
         self.producer = Producer(producer_config(bootstrap, **overrides))
         self._stop = threading.Event()
+        self._done: deque[tuple[asyncio.Future[None], BaseException | None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._poll, name="sink-producer", daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
         while not self._stop.is_set():
             self.producer.poll(0.05)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Resolve the futures of the records delivered during the last poll."""
+        if self._done and self._loop is not None:
+            done = []
+            with contextlib.suppress(IndexError):  # deque pops are thread-safe
+                while True:
+                    done.append(self._done.popleft())
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(_resolve_all, done)
 
     async def send(
         self,
@@ -46,16 +64,11 @@ class AsyncProducer:
         headers: list[tuple[str, str | bytes | None]] | None = None,
     ) -> None:
         """Produce one record and wait until the broker acknowledged it."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-
         def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if future.done():
-                return
-            if err is not None:
-                loop.call_soon_threadsafe(_fail, future, ProduceError(err))
-            else:
-                loop.call_soon_threadsafe(_succeed, future)
+            # runs on the poll thread (inside poll/flush): only append, the loop resolves
+            self._done.append((future, None if err is None else ProduceError(err)))
 
         while True:
             try:
@@ -72,7 +85,16 @@ class AsyncProducer:
         left = self.producer.flush(timeout)
         self._stop.set()
         self._thread.join(timeout=2)
+        self._hand_over()
         return int(left)
+
+
+def _resolve_all(done: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for future, exc in done:
+        if exc is None:
+            _succeed(future)
+        else:
+            _fail(future, exc)
 
 
 def _succeed(future: asyncio.Future[None]) -> None:

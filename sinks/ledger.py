@@ -29,28 +29,33 @@ from sinks.store import Store
 LEDGER_TTL_MS = 35 * 24 * 3600 * 1000
 """Final entries are kept 35 days: longer than any trigger's lifetime and topic retention."""
 
-_ACQUIRE = """
-local state = redis.call('HGET', KEYS[1], 'state')
-local now = tonumber(ARGV[2])
-if not state then
-  redis.call('HSET', KEYS[1], 'state', 'pending', 'owner', ARGV[1],
-             'lease_until', now + tonumber(ARGV[3]))
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return {'acquired'}
-end
-if state == 'pending' then
-  local owner = redis.call('HGET', KEYS[1], 'owner')
-  local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until'))
-  if owner == ARGV[1] or lease <= now then
-    redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'lease_until', now + tonumber(ARGV[3]))
-    if owner == ARGV[1] then return {'acquired'} end
-    redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
-    return {'taken_over'}
+ACQUIRE_FN = """
+local function acquire(key, owner, now, lease_ms, ttl_ms)
+  local state = redis.call('HGET', key, 'state')
+  if not state then
+    redis.call('HSET', key, 'state', 'pending', 'owner', owner, 'lease_until', now + lease_ms)
+    redis.call('PEXPIRE', key, ttl_ms)
+    return {'acquired'}
   end
-  return {'busy', tostring(lease)}
+  if state == 'pending' then
+    local held_by = redis.call('HGET', key, 'owner')
+    local lease = tonumber(redis.call('HGET', key, 'lease_until'))
+    if held_by == owner or lease <= now then
+      redis.call('HSET', key, 'owner', owner, 'lease_until', now + lease_ms)
+      if held_by == owner then return {'acquired'} end
+      redis.call('HINCRBY', key, 'takeovers', 1)
+      return {'taken_over'}
+    end
+    return {'busy', tostring(lease)}
+  end
+  local f = redis.call('HMGET', key, 'reason', 'esp_message_id', 'attempts', 'published')
+  return {'final', state, f[1] or '', f[2] or '', f[3] or '0', f[4] or '0'}
 end
-local f = redis.call('HMGET', KEYS[1], 'reason', 'esp_message_id', 'attempts', 'published')
-return {'final', state, f[1] or '', f[2] or '', f[3] or '0', f[4] or '0'}
+"""
+"""The ledger claim as a Lua function (shared with :mod:`sinks.admit`'s one-trip script)."""
+
+_ACQUIRE = ACQUIRE_FN + """
+return acquire(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 """
 
 _FINALIZE = """
@@ -99,6 +104,23 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def parse_entry(fields: list[str]) -> LedgerEntry:
+    """The :class:`LedgerEntry` for the reply of the ``acquire`` Lua function."""
+    claim = Claim(fields[0])
+    if claim is Claim.BUSY:
+        return LedgerEntry(claim, lease_until_ms=int(float(fields[1])))
+    if claim is Claim.FINAL:
+        return LedgerEntry(
+            claim,
+            state=fields[1],
+            reason=fields[2],
+            esp_message_id=fields[3],
+            attempts=int(fields[4] or 0),
+            published=fields[5] == "1",
+        )
+    return LedgerEntry(claim)
+
+
 class Ledger:
     """Trigger id -> pending / final outcome (see the module docs)."""
 
@@ -112,25 +134,16 @@ class Ledger:
     def _key(self, trigger_id: str) -> str:
         return self.store.key("ledger", trigger_id)
 
+    def key(self, trigger_id: str) -> str:
+        """The Redis key of ``trigger_id``'s entry."""
+        return self._key(trigger_id)
+
     async def acquire(self, trigger_id: str, owner: str, now_ms: int) -> LedgerEntry:
         """Claim ``trigger_id`` for ``owner`` (a token unique to this attempt), or say who has
         it / how it ended."""
         args: list[str | int] = [owner, now_ms, self.lease_ms, LEDGER_TTL_MS]
         raw = await self.store.exec("evalsha", self._acquire, 1, self._key(trigger_id), *args)
-        fields = [_s(v) for v in raw]
-        claim = Claim(fields[0])
-        if claim is Claim.BUSY:
-            return LedgerEntry(claim, lease_until_ms=int(float(fields[1])))
-        if claim is Claim.FINAL:
-            return LedgerEntry(
-                claim,
-                state=fields[1],
-                reason=fields[2],
-                esp_message_id=fields[3],
-                attempts=int(fields[4] or 0),
-                published=fields[5] == "1",
-            )
-        return LedgerEntry(claim)
+        return parse_entry([_s(v) for v in raw])
 
     async def finalize(
         self, trigger_id: str, state: str, reason: str = "", esp_message_id: str = "",

@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 
 from schemas.models import SendOutcome, SendResult, Trigger
 from sinks import guards
-from sinks.budget import Budget
+from sinks.admit import Admission, Admitter
+from sinks.budget import Budget, BudgetDecision
 from sinks.compose import compose
 from sinks.errors import TemplateError
 from sinks.esp.base import EspAdapter
@@ -89,6 +90,7 @@ class Processor:
         self.s = parts.settings
         self.quiet = parts.settings.quiet_hours()
         self.retry = RetryPolicy(self.s.max_attempts, self.s.backoff_base_s, self.s.backoff_max_s)
+        self.admitter = Admitter(parts.suppression, parts.ledger, parts.budget)
 
     @staticmethod
     def now() -> float:
@@ -118,15 +120,23 @@ class Processor:
         if guards.expired(trigger, now):
             result = self._result(trigger, SendOutcome.EXPIRED, "expired")
             return Decision(result, record_published=False)
-        blocked = await self._suppressed(trigger)
-        if blocked:
-            return Decision(self._result(trigger, SendOutcome.SUPPRESSED, blocked),
+        if not trigger.recipient:
+            return Decision(self._result(trigger, SendOutcome.SUPPRESSED, "no_recipient"),
                             record_published=False)
         owner = f"{self.instance}:{uuid.uuid4().hex[:12]}"
-        entry = await self._claim(trigger, owner)
-        if entry.claim is Claim.FINAL:
-            return self._replay(trigger, entry)
-        return await self._guarded(trigger, owner)
+        reserve = (trigger.marketing and not trigger.holdout
+                   and guards.not_before(trigger, now) is None
+                   and guards.quiet_until(trigger, now, self.quiet) is None)
+        admission = await self._admit(trigger, owner, now, reserve)
+        if admission.suppression is not None:
+            return Decision(
+                self._result(trigger, SendOutcome.SUPPRESSED, admission.suppression.reason),
+                record_published=False,
+            )
+        assert admission.entry is not None
+        if admission.entry.claim is Claim.FINAL:
+            return self._replay(trigger, admission.entry)
+        return await self._guarded(trigger, owner, now, admission.budget)
 
     async def _suppressed(self, trigger: Trigger) -> str | None:
         if not trigger.recipient:
@@ -136,17 +146,21 @@ class Processor:
             return sup.reason
         return None
 
-    async def _claim(self, trigger: Trigger, owner: str) -> LedgerEntry:
-        """Acquire the ledger entry, waiting while another live sender holds it."""
+    async def _admit(self, trigger: Trigger, owner: str, now: float, reserve: bool) -> Admission:
+        """Suppression + ledger claim (+ budget) in one trip, waiting while another live
+        sender holds the entry."""
         while True:
-            now_ms = int(self.now() * 1000)
-            entry = await self.p.ledger.acquire(trigger.trigger_id, owner, now_ms)
-            if entry.claim is not Claim.BUSY:
-                if entry.claim is Claim.TAKEN_OVER:
+            admission = await self.admitter.admit(
+                trigger, owner, int(now * 1000), reserve=reserve
+            )
+            entry = admission.entry
+            if entry is None or entry.claim is not Claim.BUSY:
+                if entry is not None and entry.claim is Claim.TAKEN_OVER:
                     log.warning("trigger %s: took over an expired lease", trigger.trigger_id)
-                return entry
+                return admission
             wait = entry.lease_until_ms / 1000.0 - self.now()
             await asyncio.sleep(min(max(wait, 0.05), 0.5))
+            now = self.now()
 
     def _replay(self, trigger: Trigger, entry: LedgerEntry) -> Decision:
         """A trigger the ledger already decided: re-publish if never published, else duplicate."""
@@ -180,17 +194,20 @@ class Processor:
         result = self._result(trigger, SendOutcome.DEFERRED, reason)
         return Decision(result, defer_until=due, record_published=False)
 
-    async def _guarded(self, trigger: Trigger, owner: str) -> Decision:
-        """Guards after the ledger claim: schedule, budget, quiet hours, holdout; then send."""
-        now = self.now()
+    async def _guarded(
+        self, trigger: Trigger, owner: str, now: float, budget: BudgetDecision | None = None
+    ) -> Decision:
+        """Guards after the ledger claim: schedule, budget, quiet hours, holdout; then send.
+        ``budget``: the reservation the admission script already made (common path)."""
         due = guards.not_before(trigger, now)
         if due is not None:
             return await self._defer(trigger, owner, due, "not_before")
         reserved = False
         if trigger.marketing:
-            budget = await self.p.budget.reserve(
-                trigger.customer_id, trigger.trigger_id, int(now * 1000)
-            )
+            if budget is None:
+                budget = await self.p.budget.reserve(
+                    trigger.customer_id, trigger.trigger_id, int(now * 1000)
+                )
             if not budget.allowed:
                 if budget.next_ms is None or guards.too_late(trigger, budget.next_ms / 1000):
                     return await self._finish(trigger, SendOutcome.CAPPED, "budget")

@@ -12,7 +12,9 @@ Rules templates can rely on:
   fallback: ``{{ token("first_name", "there") }}``; a missing or blank token gives the fallback.
 - The context holds ``trigger`` (the model), ``persona``, ``segment``, ``interest``,
   ``journey_stage``, ``variant``, ``products`` (list), ``tokens`` (dict), ``shop_url``,
-  ``unsubscribe_url`` and ``loyal`` (True for loyal/VIP personas).
+  ``unsubscribe_url``, ``interest_category`` (``shoes`` for ``recent_browser:shoes``) and the
+  persona flags ``loyal``, ``newcomer``, ``lapsing``, ``top_segment`` (see
+  :mod:`sinks.personas`: they use the engine's real persona and segment names).
 """
 
 from __future__ import annotations
@@ -29,12 +31,17 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from schemas.models import Trigger
 from sinks.errors import TemplateError
+from sinks.personas import (
+    LAPSING_PERSONAS,
+    LOYAL_PERSONAS,
+    NEWCOMER_PERSONAS,
+    TOP_SEGMENTS,
+    interest_category,
+)
 
 PARTS = ("subject", "preheader", "body.html", "body.txt")
 """The parts every trigger type's folder provides."""
 
-LOYAL_PERSONAS = frozenset({"loyal", "vip", "champion", "repeat_buyer", "loyal_customer"})
-"""Personas that count as loyal for subject lines and blocks (``loyal`` in the context)."""
 
 DEFAULT_FOLDER = "_default"
 _SPACES = re.compile(r"\s+")
@@ -131,9 +138,10 @@ class Renderer:
 
     def context(self, trigger: Trigger, unsubscribe_url: str) -> dict[str, Any]:
         """The variables a template sees for ``trigger``."""
+        persona = trigger.persona or ""
         return {
             "trigger": trigger,
-            "persona": trigger.persona or "",
+            "persona": persona,
             "segment": trigger.segment or "",
             "interest": trigger.interest or "",
             "journey_stage": trigger.journey_stage or "",
@@ -141,7 +149,11 @@ class Renderer:
             "products": list(trigger.products),
             "tokens": dict(trigger.tokens),
             "token": _token(trigger.tokens),
-            "loyal": (trigger.persona or "") in LOYAL_PERSONAS,
+            "interest_category": interest_category(trigger.interest),
+            "loyal": persona in LOYAL_PERSONAS,
+            "newcomer": persona in NEWCOMER_PERSONAS,
+            "lapsing": persona in LAPSING_PERSONAS,
+            "top_segment": (trigger.segment or "") in TOP_SEGMENTS,
             "shop_url": trigger.tokens.get("shop_url") or self.shop_url,
             "unsubscribe_url": unsubscribe_url,
         }

@@ -331,6 +331,9 @@ class CustomerProcessor:
 
     def _tick(self, batch: _Batch, record: InRecord) -> None:
         body = wire.loads(record.value)
+        if "clock" in body:  # another worker's event-time clock (see StreamWorker.tick_due)
+            self.clock.observe(float(body["clock"]))
+            return
         now, due = float(body["now"]), body.get("due")
         key = record.key_text()
         slot = self._load(batch, key, record)

@@ -43,6 +43,10 @@ class DueIndex:
         self._persona.pop(key, None)
         self._inflight.pop(key, None)
 
+    def partition_of(self, key: str) -> int | None:
+        """The partition a customer's state lives in, if known."""
+        return self._partition.get(key)
+
     def due_for(self, key: str) -> float | None:
         """The customer's next deadline, if any."""
         return self._due.get(key)

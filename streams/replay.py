@@ -113,10 +113,18 @@ class Replayer:
         self.result.events += 1
 
     def fire_due(self, now: float) -> None:
-        """Tick every customer whose deadline is due at ``now``."""
-        for key, due in self.processor.index.pop_due(now, None, 0.0, float("inf")):
-            body = wire.dumps({"now": now, "due": due})
-            self._run(self._record(self.topics.ticks, key.encode(), body))
+        """Fire every deadline due by ``now``, each at its own due time (as the live ticker
+        does with an event-time clock), until none is left."""
+        fired: set[tuple[str, float]] = set()
+        while True:
+            due = [d for d in self.processor.index.pop_due(now, None, 0.0, float("inf"))
+                   if d not in fired]  # fmt: skip
+            if not due:
+                return
+            fired.update(due)
+            for key, when in sorted(due, key=lambda kv: (kv[1], kv[0])):
+                body = wire.dumps({"now": when, "due": when})
+                self._run(self._record(self.topics.ticks, key.encode(), body))
 
     def _run(self, first: InRecord) -> None:
         queue = deque([first])

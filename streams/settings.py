@@ -58,7 +58,13 @@ class StreamSettings(Settings):
         ),
     )
     batch_max_events: int = Field(
-        default=2000, ge=1, description="largest batch taken from the stream at once"
+        default=300,
+        ge=1,
+        description=(
+            "largest batch processed at once: smaller keeps event->trigger latency low (the "
+            "loop is busy for a whole batch), larger amortises flushes (measured: 300 vs 2000 "
+            "took the p99 at 2,000 ev/s from ~1.1 s to ~0.3 s on a loaded 2-core machine)"
+        ),
     )
     batch_within_s: float = Field(
         default=0.02, gt=0, description="longest wait to fill a batch before processing it"
@@ -80,7 +86,9 @@ class StreamSettings(Settings):
             "encoded once. Outputs are still produced per batch. 0: persist every batch"
         ),
     )
-    max_poll_records: int = Field(default=2000, ge=1, description="records per consumer fetch")
+    max_poll_records: int = Field(
+        default=300, ge=1, description="records per consumer fetch (see batch_max_events)"
+    )
     clock: ClockMode = Field(
         default="wall",
         description=(

@@ -22,7 +22,7 @@ from streams.clock import Clock
 from streams.core import CustomerProcessor, RetriableBatchError
 from streams.domain import Domain, persona_of
 from streams.faust_tables import FaustTables
-from streams.records import InRecord, OutRecord
+from streams.records import KIND, InRecord, OutRecord
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.wire import dumps
@@ -62,6 +62,7 @@ class StreamWorker:
         self._pending: dict[tuple[str, str], Any] = {}
         self._unacked: list[Any] = []
         self._persisted_at = time.monotonic()
+        self._shared_clock = 0.0
 
     # ------------------------------------------------------------------ batches
 
@@ -195,19 +196,36 @@ class StreamWorker:
                 self.refresh_index(partitions)
         metrics.TABLE_CUSTOMERS.set(len(self.index))
         now = self.clock.now()
+        await self._share_clock(now)
         due = self.index.pop_due(now, set(partitions), time.time(), self.settings.tick_retry_s)
         if not due:
             return 0
+        # event time: a deadline fires at its own due time, whatever the worker's clock jumped
+        # to, so the outcome does not depend on batching or on how partitions are split
+        at_due = self.clock.mode == "event"
         outputs = [
-            OutRecord(self.topics.ticks, key.encode(), dumps({"now": now, "due": when}))
+            OutRecord(self.topics.ticks, key.encode(),
+                      dumps({"now": when if at_due else now, "due": when}))
             for key, when in due
-        ]
+        ]  # fmt: skip
         targets = [self._partition_of(key) for key, _ in due]
         await self.send(outputs, targets)
         return len(outputs)
 
+    async def _share_clock(self, now: float) -> None:
+        """Event time: tell every worker (one record per ticks partition) how far this one's
+        clock got, so all clocks follow the highest event time of the whole stream and a
+        deadline fires the same way however the partitions are split."""
+        if self.clock.mode != "event" or now <= self._shared_clock:
+            return
+        body = dumps({"clock": now})
+        count = self.settings.partitions
+        outputs = [OutRecord(self.topics.ticks, None, body, [(KIND, b"clock")])] * count
+        await self.send(outputs, list(range(count)))
+        self._shared_clock = now
+
     def _partition_of(self, key: str) -> int:
-        partition = self.index._partition.get(key)
+        partition = self.index.partition_of(key)
         return 0 if partition is None else partition
 
     def on_revoked(self) -> None:

@@ -29,9 +29,9 @@ def _by_to(messages):
 async def test_personalised_emails_over_smtp(env, smtp):
     loyal = make_trigger("loyal", persona="loyal", tokens={"first_name": "Ada"},
                          products=[Product(product_id="p1", name="Trail Shoe", price=89.9)])
-    browser = make_trigger("first", persona="first_time_browser", tokens={},
+    browser = make_trigger("first", persona="new_visitor", tokens={},
                            products=[Product(product_id="p2", name="<b>Bold</b> & Co")])
-    markup = make_trigger("markup", persona="browser",
+    markup = make_trigger("markup", persona="browsing",
                           tokens={"first_name": "<script>alert(1)</script>"})
     produce(env.bootstrap, env.topics["triggers.email"], [loyal, browser, markup])
     settings = env.settings(esp="smtp", smtp_port=smtp.port)

@@ -1,4 +1,5 @@
-"""Two workers share the partitions and together emit exactly the expected trigger ids."""
+"""Two workers share the partitions and together emit exactly the expected trigger ids.
+One runs the batch intake (default), the other Faust's own ``take_events`` path."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ def test_two_workers_split_partitions_and_emit_the_expected_triggers(
     workers = [
         WorkerProcess(
             kafka_bootstrap, prefix, f"{prefix}app", tmp_path / f"w{n}", partitions=PARTITIONS,
-            clock="event", env={"PERSONAFLOW_RULES_FILE": str(rules)},
+            clock="event", env={"PERSONAFLOW_RULES_FILE": str(rules), "PERSONAFLOW_INTAKE": intake},
         ).start()
-        for n in range(2)
+        for n, intake in enumerate(("batch", "take"))
     ]  # fmt: skip
     try:
         for worker in workers:

@@ -12,6 +12,13 @@ from hypothesis import strategies as st
 from schemas.models import Product, Trigger
 from sinks.errors import TemplateError
 from sinks.lint import check_templates
+from sinks.personas import (
+    LAPSING_PERSONAS,
+    LOYAL_PERSONAS,
+    NEWCOMER_PERSONAS,
+    TOP_SEGMENTS,
+    vocabulary,
+)
 from sinks.render import Renderer
 from sinks.samples import TRIGGER_TYPES
 from sinks.settings import TEMPLATES_DIR
@@ -29,12 +36,45 @@ def trigger(**fields) -> Trigger:
     return Trigger(**{**base, **fields})
 
 
-def test_loyal_and_first_time_browser_get_different_subjects():
-    loyal = RENDERER.render(trigger(persona="loyal", tokens={"first_name": "Ada"}), UNSUB)
-    first = RENDERER.render(trigger(persona="first_time_browser"), UNSUB)
+@pytest.mark.parametrize("loyal_persona", sorted(LOYAL_PERSONAS))
+@pytest.mark.parametrize("first_persona", sorted(NEWCOMER_PERSONAS))
+def test_loyal_and_first_time_browser_get_different_subjects(loyal_persona, first_persona):
+    loyal = RENDERER.render(trigger(persona=loyal_persona, tokens={"first_name": "Ada"}), UNSUB)
+    first = RENDERER.render(trigger(persona=first_persona), UNSUB)
     assert loyal.subject == "Ada, your favourites are waiting in your cart"
     assert first.subject == "Still thinking it over? Your cart is saved"
     assert "regulars" in loyal.html and "Welcome! Your first picks" in first.html
+
+
+def test_persona_groups_only_name_states_of_the_shipped_rules():
+    vocab = vocabulary()
+    assert "loyal" in vocab.lifecycle and "new_visitor" in vocab.lifecycle
+    for group in (LOYAL_PERSONAS, NEWCOMER_PERSONAS, LAPSING_PERSONAS):
+        assert group <= set(vocab.lifecycle)
+    assert set(vocab.segments) >= TOP_SEGMENTS and "prospect" in vocab.segments
+
+
+def test_engine_tokens_and_interest_facet_reach_the_email():
+    t = trigger(persona="cart_abandoner", tokens={"cart_value": "114.9", "currency": "EUR"})
+    assert "Cart total: 114.90 EUR" in RENDERER.render(t, UNSUB).text
+    b = RENDERER.render(trigger(trigger_type="browse_abandonment",
+                                interest="recent_browser:shoes"), UNSUB)
+    assert b.preheader == "More shoes picks inside"
+    r = RENDERER.render(trigger(trigger_type="re_engagement", persona="at_risk",
+                                tokens={"top_category": "socks"}), UNSUB)
+    assert r.subject == "We miss you: see what is new" and "changed in socks" in r.text
+
+
+def test_templates_check_flags_persona_names_the_engine_never_emits(tmp_path):
+    shutil.copytree(TEMPLATES_DIR, tmp_path / "t")
+    subject = tmp_path / "t" / "welcome" / "subject.j2"
+    subject.write_text('{% if persona == "vip" or trigger.segment in ["new", "whale"] %}Hi'
+                       '{% elif persona == "recent_browser:shoes" %}Shoes{% else %}Yo{% endif %}')
+    _, problems = check_templates(tmp_path / "t")
+    text = "\n".join(map(str, problems))
+    assert "persona 'vip' is never emitted" in text
+    assert "segment 'whale' is never emitted" in text
+    assert "'new'" not in text and "recent_browser" not in text
 
 
 def test_missing_or_blank_first_name_falls_back_to_neutral_greeting():
@@ -77,7 +117,7 @@ def test_unsubscribe_link_in_both_parts():
 @settings(max_examples=60, deadline=None)
 @given(name=st.text(max_size=40), product=st.text(min_size=1, max_size=40),
        trigger_type=st.sampled_from(TRIGGER_TYPES), persona=st.sampled_from(
-           ["loyal", "first_time_browser", "at_risk", "", "vip"]))
+           ["", *vocabulary().lifecycle]))
 def test_any_event_data_renders_escaped(name, product, trigger_type, persona):
     t = trigger(trigger_type=trigger_type, persona=persona or None,
                 tokens={"first_name": name + "<i>"},
