@@ -7,7 +7,8 @@ episode compete, e.g. a deferred 1 h cart reminder and the 24 h one, only the la
    email address; for marketing triggers also withdrawn consent (or none, with
    ``require_consent``) or any suppression; for transactional ones a bounce, a complaint or
    withdrawn transactional consent. The rule's own ``when`` guard must hold too.
-2. **send time** (marketing only): the first time at or after ``now`` outside quiet hours in the
+2. **send time** (marketing only): the first time at or after ``now`` (the decision time: the
+   event's time, or the due time of what fired) outside quiet hours in the
    customer's time zone that also fits the send budget (:mod:`processors.policy`; trigger
    history in ``state.sent``, holdouts included so both groups see the same pacing).
 3. **deferred, not dropped**: a trigger that cannot go now is kept in the state as a deadline

@@ -124,6 +124,9 @@ class SinkService:
         """Connect the ESP, the producer and the consumer (subscribed to the trigger topic)."""
         self.loop = asyncio.get_running_loop()
         await self.adapter.start()
+        await self.store.preload()
+        compiled = await asyncio.to_thread(self.processor.p.renderer.warm)
+        log.info("compiled %d templates", compiled)
         self.producer = AsyncProducer(self.wiring.bootstrap)
         self.consumer = ThreadedConsumer(
             self.wiring.bootstrap,

@@ -156,6 +156,11 @@ class Store:
         self.round_trips += 1
         return list(await pipe.execute(raise_on_error=False))
 
+    async def preload(self) -> None:
+        """Load every registered script now (waits out outages), so the first commands do
+        not pay a NoScriptError round trip."""
+        await self.call(self._load_scripts, "script load")
+
     async def _load_scripts(self) -> None:
         for source in self._scripts.values():
             await self.redis.script_load(source)

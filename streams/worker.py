@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import Sequence
@@ -104,6 +105,8 @@ class StreamWorker:
     async def _handle(self, events: Sequence[Any]) -> None:
         started = time.perf_counter()
         records = [_record(event) for event in events]
+        if self.clock.mode == "event":
+            records = _in_time_order(records)
         effects = await self._process(records)
         try:
             await self.send(effects.outputs)
@@ -232,6 +235,18 @@ class StreamWorker:
         """Partitions were taken away: forget cached states, rebuild the index later."""
         self.processor.invalidate()
         self._indexed = None
+
+
+def _in_time_order(records: list[InRecord]) -> list[InRecord]:
+    """Merge the batch's partitions by record timestamp, each partition kept in offset order:
+    with an event-time clock, a customer's events from different topics are then applied in
+    (publish) time order within a batch, as replay applies them."""
+    by_partition: dict[tuple[str, int], list[InRecord]] = {}
+    for record in records:
+        by_partition.setdefault((record.topic, record.partition), []).append(record)
+    if len(by_partition) < 2:
+        return records
+    return list(heapq.merge(*by_partition.values(), key=lambda r: r.timestamp))
 
 
 def _record(event: Any) -> InRecord:

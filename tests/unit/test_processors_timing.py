@@ -126,3 +126,29 @@ def test_times_in_outputs_come_from_event_or_due_time_never_the_clock() -> None:
     assert {r["cause_event_id"] for r in out.transitions} >= {None, events[-1][1].event_id}
     for record in out.transitions:
         assert record["at"].timestamp() == times[record["cause_event_id"]]
+
+
+def test_merge_fires_what_was_due_on_each_side_first() -> None:
+    """An anonymous cart's 1 h reminder was due before the visitor identified: it is decided
+    on the anonymous side (no address yet) whether or not its tick came before the merge."""
+    from processors.engine import copy_state
+    from processors.samples import T0, Events
+
+    engine = Engine(rules_from_text(  # a budget that lets the reminder through if decided late
+        "settings: {budget: {per_day: 10, per_week: 50}, limits: {sent: 50}}", "open.yaml"))
+    anon_ev, own = Events(None, "anon-1", prefix="a"), Events("c1")
+    anon = engine.apply(None, "anon-1", anon_ev.add("k1", "p1", T0), None, T0).state
+    customer = engine.apply(None, "c1", own.identify(T0 + 3 * 3600), None, T0 + 3 * 3600).state
+    results = []
+    for ticked in (True, False):
+        side, mine = copy_state(anon), copy_state(customer)
+        records: list[Any] = []
+        if ticked:
+            tick = engine.tick(side, "anon-1", T0 + 3600)
+            records += [*tick.transitions, *tick.triggers]
+        out = engine.merge(mine, side, "c1", T0 + 3 * 3600, "e1")
+        records += [*out.transitions, *out.triggers]
+        results.append(([r.model_dump() for r in records], encode_state(out.state)))
+    assert results[0] == results[1]
+    assert not any(r.get("trigger_type") == "cart_abandonment" and r.get("step") == 1
+                   for r in results[0][0])  # no address when it was due

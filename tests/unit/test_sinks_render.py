@@ -132,11 +132,18 @@ def test_broken_template_raises_typed_non_retriable_error(tmp_path):
     (tmp_path / "t" / "welcome" / "subject.j2").write_text("{{ tokens.first_name }}")
     (tmp_path / "t" / "win_back" / "subject.j2").write_text("{{ ''.__class__.__mro__ }}")
     (tmp_path / "t" / "re_engagement" / "preheader.j2").unlink()
+    (tmp_path / "t" / "persona_entry" / "subject.j2").write_text(
+        "{{ trigger.__class__.__mro__ }}{{ products[0].__dict__ }}")
+    (tmp_path / "t" / "browse_abandonment" / "subject.j2").write_text(
+        "{{ token.__call__.__globals__ }}")
     renderer = Renderer(tmp_path / "t")
     for kind, reason in (("welcome", "template_error"), ("win_back", "template_error"),
-                         ("re_engagement", "template_missing")):
+                         ("re_engagement", "template_missing"),
+                         ("persona_entry", "template_error"),
+                         ("browse_abandonment", "template_error")):
         with pytest.raises(TemplateError) as info:
-            renderer.render(trigger(trigger_type=kind), UNSUB)
+            renderer.render(trigger(trigger_type=kind, products=[Product(product_id="p")]),
+                            UNSUB)
         assert info.value.reason == reason and info.value.retriable is False
 
 
