@@ -50,8 +50,11 @@ def _check_rendered(folder: str, sample: str, r: RenderedEmail) -> list[Problem]
     return problems
 
 
-def check_templates(templates_dir: Path) -> tuple[int, list[Problem]]:
-    """``(renders done, problems)`` for every folder and sample trigger."""
+def check_templates(
+    templates_dir: Path, rules_file: Path | None = None
+) -> tuple[int, list[Problem]]:
+    """``(renders done, problems)`` for every folder and sample trigger; persona names come
+    from the shipped rules merged with ``rules_file`` (the override the engine runs)."""
     renderer = Renderer(templates_dir)
     folders = sorted(set(renderer.trigger_types()) | set(TRIGGER_TYPES) | {"_default"})
     problems: list[Problem] = []
@@ -64,7 +67,7 @@ def check_templates(templates_dir: Path) -> tuple[int, list[Problem]]:
         if missing:
             problems.append(Problem(folder, "-", f"missing parts: {', '.join(missing)}"))
             continue
-        for trigger in sample_triggers(folder):
+        for trigger in sample_triggers(folder, rules_file):
             renders += 1
             try:
                 rendered = renderer.render(trigger, _UNSUB)
@@ -72,7 +75,7 @@ def check_templates(templates_dir: Path) -> tuple[int, list[Problem]]:
                 problems.append(Problem(folder, trigger.trigger_id, str(exc)))
                 continue
             problems += _check_rendered(folder, trigger.trigger_id, rendered)
-    return renders, problems + check_names(templates_dir)
+    return renders, problems + check_names(templates_dir, vocabulary(rules_file))
 
 
 def _subject_name(node: nodes.Node) -> str | None:

@@ -16,6 +16,7 @@ commits the offset; the caller then calls :meth:`Processor.published`.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import signal
@@ -91,6 +92,9 @@ class Processor:
         self.quiet = parts.settings.quiet_hours()
         self.retry = RetryPolicy(self.s.max_attempts, self.s.backoff_base_s, self.s.backoff_max_s)
         self.admitter = Admitter(parts.suppression, parts.ledger, parts.budget)
+        self._attempts = itertools.count(1)
+        if instance == "sink":  # the default name is not unique: make it so
+            self.instance = f"sink-{uuid.uuid4().hex[:12]}"
 
     @staticmethod
     def now() -> float:
@@ -123,7 +127,7 @@ class Processor:
         if not trigger.recipient:
             return Decision(self._result(trigger, SendOutcome.SUPPRESSED, "no_recipient"),
                             record_published=False)
-        owner = f"{self.instance}:{uuid.uuid4().hex[:12]}"
+        owner = f"{self.instance}:{next(self._attempts)}"  # instance ids are unique
         reserve = (trigger.marketing and not trigger.holdout
                    and guards.not_before(trigger, now) is None
                    and guards.quiet_until(trigger, now, self.quiet) is None)

@@ -121,12 +121,16 @@ def _register_agent(app: faust.App, settings: StreamSettings, worker: StreamWork
     app.agent(channel, name="customers")(customers_agent)
     if settings.intake == "batch":
         idle = max(0.05, settings.persist_interval_s / 2)
+        if settings.align_hold_ms:  # held records are released on the idle rounds too
+            idle = min(idle, max(0.02, settings.align_hold_ms / 3000))
         intake = BatchIntake(app, set(names), worker.handle, settings.batch_max_events, idle)
         intake.install()
         app.task(intake.run)
 
     async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        worker.on_revoked()
+        unacked = app.consumer._unacked_messages  # type: ignore[attr-defined]
+        for message in worker.on_revoked(revoked):
+            unacked.discard(message)
 
     app.on_partitions_revoked.connect(_on_revoked)  # type: ignore[arg-type]
 

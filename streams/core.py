@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ from streams.clock import Clock
 from streams.domain import Domain, persona_of
 from streams.dueindex import DueIndex
 from streams.metrics import BatchTally
+from streams.parking import Parking
 from streams.records import (
     ANON,
     AT,
@@ -94,6 +95,8 @@ class BatchEffects:
     outputs: list[OutRecord] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     tally: BatchTally = field(default_factory=BatchTally)
+    done: list[InRecord] = field(default_factory=list)
+    """The records handled (processed or dead-lettered): parked ones are not among them."""
 
 
 @dataclass
@@ -102,6 +105,9 @@ class _Batch:
     identity: dict[str, tuple[bytes | None, InRecord, bool]] = field(default_factory=dict)
     outputs: list[OutRecord] = field(default_factory=list)
     tally: BatchTally = field(default_factory=BatchTally)
+    done: list[InRecord] = field(default_factory=list)
+    resume: deque[InRecord] = field(default_factory=deque)
+    """Parked records whose customer's merge answer was just applied, to handle next."""
 
 
 class StateCache:
@@ -153,6 +159,8 @@ class CustomerProcessor:
         self.reader = reader
         self.index = index or DueIndex()
         self.cache = StateCache(cache_max)
+        self.parking = Parking()
+        """Records of customers whose identity merge answer is still in flight."""
 
     # ------------------------------------------------------------------ batch
 
@@ -161,17 +169,25 @@ class CustomerProcessor:
         batch = _Batch()
         for record in records:
             self._one(batch, record)
+            while batch.resume:
+                self._one(batch, batch.resume.popleft())
+        batch.resume.extend(self.parking.stale(time.monotonic()))
+        while batch.resume:
+            self._one(batch, batch.resume.popleft())
         return self._finish(batch)
 
     def _one(self, batch: _Batch, record: InRecord) -> None:
         try:
-            self._dispatch(batch, record)
+            if self._dispatch(batch, record):
+                return  # parked: handled later, after the customer's merge answer
+            batch.done.append(record)
         except DecodeError as exc:
             if exc.retriable:
                 raise RetriableBatchError(exc.reason) from exc
             topic = self.topics.catalogue_name(record.topic)
             batch.tally.decode_errors[(topic, exc.error_type)] += 1
             self._dead_letter(batch, record, exc.reason, exc.error_type)
+            batch.done.append(record)
         except Exception as exc:
             if getattr(exc, "retriable", False):
                 raise RetriableBatchError(f"{type(exc).__name__}") from exc
@@ -185,21 +201,29 @@ class CustomerProcessor:
                 exc_info=not isinstance(exc, ProcessingError),
             )
             self._dead_letter(batch, record, f"processing failed: {reason}", type(exc).__name__)
+            batch.done.append(record)
 
-    def _dispatch(self, batch: _Batch, record: InRecord) -> None:
+    def _dispatch(self, batch: _Batch, record: InRecord) -> bool:
+        """Handle one record; True when it was parked instead."""
         role = self.topics.role(record.topic)
         if role == "ticks":
-            self._tick(batch, record)
-            return
+            return self._tick(batch, record)
         kind = record.header(KIND) if role == "rekeyed" else "event"
         if kind == "alias":
             self._alias(batch, record)
-        elif kind == "merge":
-            self._merge(batch, record)
-        elif kind == "event":
-            self._event(batch, record)
-        else:
-            raise ProcessingError(f"unknown internal record kind {kind!r}")
+            return False
+        if kind == "merge":
+            return self._merge(batch, record)
+        if kind == "event":
+            return self._event(batch, record)
+        raise ProcessingError(f"unknown internal record kind {kind!r}")
+
+    def _parked(self, customer: str, record: InRecord) -> bool:
+        """Park ``record`` if ``customer`` awaits a merge answer; True when parked."""
+        if not self.parking.waiting(customer):
+            return False
+        self.parking.park(customer, record)
+        return True
 
     def _dead_letter(self, batch: _Batch, record: InRecord, reason: str, error_type: str) -> None:
         value, headers = wire.dead_letter(
@@ -216,14 +240,18 @@ class CustomerProcessor:
 
     # ------------------------------------------------------------------ events
 
-    def _event(self, batch: _Batch, record: InRecord) -> None:
-        event = wire.decode_input(record.value)
+    def _event(self, batch: _Batch, record: InRecord) -> bool:
+        event: Envelope = (
+            record.event if record.event is not None else wire.decode_input(record.value)
+        )
         event_time = event.occurred_at.timestamp()
         self.clock.observe(event_time)
         target = self._resolve(batch, event, record)
         if target != record.key_text():
             self._forward(batch, record, target)
-            return
+            return False
+        if self._parked(target, record):
+            return True
         slot = self._load(batch, target, record)
         now = self.clock.at(event_time)
         outputs: list[OutRecord] = []
@@ -237,6 +265,7 @@ class CustomerProcessor:
             batch.tally.events[event.type] += 1  # type: ignore[attr-defined]
             slot.state = outcome.state
             slot.dirty = True
+        return False
 
     def _resolve(self, batch: _Batch, event: Envelope, record: InRecord) -> str:
         if event.customer_id:
@@ -282,6 +311,7 @@ class CustomerProcessor:
         if self._identity(batch, marker, record) is not None:
             return []
         self._set_identity(batch, marker, b"1", record)
+        self.parking.wait(target, anonymous, time.monotonic())  # until the answer is applied
         body = {"customer_id": target, "anonymous_id": anonymous, "at": now}
         body["cause_event_id"] = event.event_id
         headers = [(KIND, b"alias")]
@@ -296,8 +326,6 @@ class CustomerProcessor:
             raise ProcessingError("alias request not keyed by its anonymous id")
         self._set_identity(batch, f"a:{anonymous}", customer.encode(), record)
         slot = self._load(batch, anonymous, record)
-        if slot.state is None:
-            return
         headers = [
             (KIND, b"merge"),
             (ANON, anonymous.encode()),
@@ -305,15 +333,30 @@ class CustomerProcessor:
             (CAUSE, str(body.get("cause_event_id") or "").encode()),
             (AT, repr(float(body.get("at") or self.clock.now())).encode()),
         ]
-        value = self.domain.encode_state(slot.state)
+        # always answered, empty when there is no anonymous state: the customer's records
+        # are parked until the answer is applied (see streams/parking.py)
+        value = b"" if slot.state is None else self.domain.encode_state(slot.state)
         batch.outputs.append(OutRecord(self.topics.rekeyed, customer.encode(), value, headers))
-        slot.state = None
-        slot.dirty = True
+        if slot.state is not None:
+            slot.state = None
+            slot.dirty = True
 
-    def _merge(self, batch: _Batch, record: InRecord) -> None:
-        customer = record.key_text()
+    def _merge(self, batch: _Batch, record: InRecord) -> bool:
+        customer, anonymous = record.key_text(), record.header(ANON) or ""
+        if not self.parking.awaits(customer, anonymous) and self._parked(customer, record):
+            return True
+        try:
+            self._apply_merge(batch, record, customer)
+        finally:  # resumed even when the answer is dead-lettered
+            batch.resume.extend(self.parking.arrived(customer, anonymous))
+        return False
+
+    def _apply_merge(self, batch: _Batch, record: InRecord, customer: str) -> None:
         marker = f"m:{customer}:{record.header(ANON)}:{record.header(REQUEST)}"
         if self._identity(batch, marker, record) is not None:
+            return
+        if not record.value:  # the anonymous id had no state: nothing to merge
+            self._set_identity(batch, marker, b"1", record)
             return
         anonymous_state = self.domain.decode_state(record.value or b"")
         slot = self._load(batch, customer, record)
@@ -329,16 +372,18 @@ class CustomerProcessor:
 
     # ------------------------------------------------------------------ ticks
 
-    def _tick(self, batch: _Batch, record: InRecord) -> None:
+    def _tick(self, batch: _Batch, record: InRecord) -> bool:
         body = wire.loads(record.value)
         if "clock" in body:  # another worker's event-time clock (see StreamWorker.tick_due)
             self.clock.observe(float(body["clock"]))
-            return
+            return False
         now, due = float(body["now"]), body.get("due")
         key = record.key_text()
+        if self._parked(key, record):
+            return True
         slot = self._load(batch, key, record)
         if slot.state is None:
-            return
+            return False
         outcome = self.engine.tick(slot.state, key, now, self._ref(record))
         outputs: list[OutRecord] = []
         self._collect(outcome, record, outputs, batch.tally)
@@ -348,6 +393,7 @@ class CustomerProcessor:
         if outcome.applied:
             slot.state = outcome.state
             slot.dirty = True
+        return False
 
     # ------------------------------------------------------------------ effects
 
@@ -394,7 +440,7 @@ class CustomerProcessor:
         batch.identity[key] = (value, record, True)
 
     def _finish(self, batch: _Batch) -> BatchEffects:
-        effects = BatchEffects(outputs=batch.outputs, tally=batch.tally)
+        effects = BatchEffects(outputs=batch.outputs, tally=batch.tally, done=batch.done)
         for key, slot in batch.states.items():
             self.cache.put(key, slot.state)
             if not slot.dirty:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Mapping
 
 
 class DueIndex:
@@ -71,6 +72,42 @@ class DueIndex:
         for key, when in list(self._inflight.items()):
             due_at = self._due.get(key)
             if sent_at - when >= retry_after and due_at is not None and due_at <= now:
+                self._inflight[key] = sent_at
+                out.append((key, due_at))
+        return out
+
+    def pop_due_within(
+        self, limits: Mapping[int, float], sent_at: float, retry_after: float
+    ) -> list[tuple[str, float]]:
+        """Like :meth:`pop_due`, with a time bound per partition (``limits``: partition ->
+        now; partitions absent are not this worker's and their keys are forgotten). Keys due
+        after their partition's bound stay pending."""
+        if not limits:
+            return []
+        out: list[tuple[str, float]] = []
+        later: list[tuple[float, str]] = []
+        heap = self._heap
+        top = max(limits.values())
+        while heap and heap[0][0] <= top:
+            due, key = heapq.heappop(heap)
+            if self._due.get(key) != due or key in self._inflight:
+                continue
+            limit = limits.get(self._partition.get(key, -1))
+            if limit is None:
+                continue
+            if due > limit:
+                later.append((due, key))
+                continue
+            self._inflight[key] = sent_at
+            out.append((key, due))
+        for item in later:
+            heapq.heappush(heap, item)
+        for key, when in list(self._inflight.items()):
+            due_at = self._due.get(key)
+            limit = limits.get(self._partition.get(key, -1))
+            if sent_at - when < retry_after or due_at is None or limit is None:
+                continue
+            if due_at <= limit:
                 self._inflight[key] = sent_at
                 out.append((key, due_at))
         return out

@@ -33,6 +33,8 @@ class InRecord:
     timestamp: float = 0.0
     headers: tuple[tuple[str, bytes], ...] = ()
     token: Any = None
+    event: Any = None
+    """The decoded input event when the adapter already decoded it (event-time alignment)."""
 
     def header(self, name: str) -> str | None:
         """The last value of header ``name`` as text, if present."""

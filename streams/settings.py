@@ -89,6 +89,18 @@ class StreamSettings(Settings):
     max_poll_records: int = Field(
         default=300, ge=1, description="records per consumer fetch (see batch_max_events)"
     )
+    align_hold_ms: int = Field(
+        default=300,
+        ge=0,
+        description=(
+            "event-time alignment of the co-partitioned input topics: records of a partition "
+            "number are released in (event time, topic, offset) order, and a record waits "
+            "until every input topic of its partition has a buffered record or has fetched "
+            "nothing for this long (ms). Makes the order a customer's events are applied in "
+            "independent of fetch timing and of how partitions are split; costs up to this "
+            "much latency when a topic is quiet. 0: no alignment"
+        ),
+    )
     clock: ClockMode = Field(
         default="wall",
         description=(

@@ -7,15 +7,15 @@ everything else as wire-format Avro through the codec's fast path.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
 from schemas import codec
+from schemas.deadletter import dead_letter_record
 from schemas.errors import DecodeError, ValidationFailed
-from schemas.models import DeadLetter, Envelope
+from schemas.models import Envelope
 
 Headers = list[tuple[str, bytes]]
 
@@ -44,42 +44,10 @@ def dead_letter(
     offset: int,
     key: bytes | None,
 ) -> tuple[bytes, Headers]:
-    """Value and headers of a dead-letter record (``schemas.deadletter`` when available)."""
-    try:
-        from schemas.deadletter import dead_letter_record
-    except ImportError:  # the schemas area may not ship it yet: same fields, JSON body
-        return _fallback_dead_letter(raw, reason, error_type, topic, partition, offset, key)
-    value, headers = dead_letter_record(raw, reason, error_type, topic, partition, offset, key)
-    return value, [(str(k), bytes(v)) for k, v in headers]
-
-
-def _fallback_dead_letter(
-    raw: bytes,
-    reason: str,
-    error_type: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-) -> tuple[bytes, Headers]:
-    letter = DeadLetter(
-        reason=reason or "unknown",
-        error_type=error_type or "Error",
-        original_topic=topic,
-        original_partition=partition,
-        original_offset=offset,
-        original_key=key,
-        payload=raw,
-        at=datetime.now(UTC),
-    )
-    headers: Headers = [
-        ("x-dlq-reason", reason.encode()),
-        ("x-dlq-error-type", error_type.encode()),
-        ("x-dlq-topic", topic.encode()),
-        ("x-dlq-partition", str(partition).encode()),
-        ("x-dlq-offset", str(offset).encode()),
-    ]
-    return letter.model_dump_json().encode(), headers
+    """Value and headers of a dead-letter record: the shared codec
+    (:func:`schemas.deadletter.dead_letter_record`, Avro ``DeadLetter`` plus ``x-dlq-*`` and
+    ``x-original-*`` headers), so ``personaflow dlq list/republish`` reads the worker's."""
+    return dead_letter_record(raw, reason, error_type, topic, partition, offset, key)
 
 
 def dumps(obj: Any) -> bytes:

@@ -18,7 +18,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from streams import metrics
+from schemas.errors import DecodeError
+from streams import metrics, wire
+from streams.align import FIRST, Aligner
 from streams.clock import Clock
 from streams.core import CustomerProcessor, RetriableBatchError
 from streams.domain import Domain, persona_of
@@ -64,6 +66,14 @@ class StreamWorker:
         self._unacked: list[Any] = []
         self._persisted_at = time.monotonic()
         self._shared_clock = 0.0
+        hold_s = settings.align_hold_ms / 1000.0
+        aligned = hold_s > 0 and settings.intake == "batch"
+        self.aligner: Aligner[InRecord] | None = (
+            Aligner(self.topics.inputs, hold_s) if aligned else None
+        )
+        """Event-time alignment of the input topics (None: records go as fetched)."""
+        self._released_at: dict[int, float] = {}
+        """Per partition: the highest event time released to the processor (its event clock)."""
 
     # ------------------------------------------------------------------ batches
 
@@ -74,9 +84,10 @@ class StreamWorker:
         are persisted at most every ``persist_interval_s`` (every batch when 0). Returns the
         inputs whose effects are now all durable: the caller acknowledges exactly those."""
         async with self._lock:
-            if events:
-                await self._handle(events)
-                self._unacked.extend(events)
+            records = self._admit(events)
+            if records or len(self.processor.parking):
+                done = await self._handle(records)
+                self._unacked.extend(record.token for record in done)
             if self._persist_due():
                 await self._persist()
                 done, self._unacked = self._unacked, []
@@ -102,11 +113,68 @@ class StreamWorker:
         log.debug("persisted %d writes in %.1fms", len(writes),
                   (time.perf_counter() - started) * 1e3)  # fmt: skip
 
-    async def _handle(self, events: Sequence[Any]) -> None:
+    # ------------------------------------------------------------------ alignment
+
+    def _admit(self, events: Sequence[Any]) -> list[InRecord]:
+        """The records that may be processed now: with alignment, ``events`` are buffered and
+        whatever the aligner releases (in event-time order per partition) is returned."""
+        aligner = self.aligner
+        if aligner is None:
+            records = [_record(event) for event in events]
+            return _in_time_order(records) if self.clock.mode == "event" else records
+        now = time.monotonic()
+        for event in events:
+            record, at = self._timed(_record(event))
+            aligner.add(record.topic, record.partition, record.offset, at, record, now)
+        if not len(aligner):
+            return []
+        clocks = self._released_at
+        out: list[InRecord] = []
+        for at, record in aligner.release(now, self._caught_up):
+            if at > clocks.get(record.partition, FIRST):
+                clocks[record.partition] = at
+            out.append(record)
+        return out
+
+    def _timed(self, record: InRecord) -> tuple[InRecord, float]:
+        """``record`` with its decoded event attached, and its event time (FIRST when it is
+        not an event or cannot be decoded: it goes at once and is handled by the processor)."""
+        role = self.topics.role(record.topic)
+        if role == "ticks" or (role == "rekeyed" and record.header(KIND) != "event"):
+            return record, FIRST
+        try:
+            event = wire.decode_input(record.value)
+        except DecodeError:
+            return record, FIRST
+        return _with_event(record, event), event.occurred_at.timestamp()
+
+    def _caught_up(self, topic: str, partition: int, last_offset: int | None) -> bool:
+        """Whether the broker knows no record after ``last_offset`` (True when unknown)."""
+        if last_offset is None:
+            return True
+        try:
+            from faust.types import TP
+
+            highwater = self.app.consumer.highwater(TP(topic, partition))
+        except Exception:  # noqa: BLE001 - no watermark known: the hold decides alone
+            return True
+        return highwater is None or last_offset + 1 >= int(highwater)
+
+    def _tick_limits(self, partitions: frozenset[int], now: float) -> dict[int, float]:
+        """Per partition, the time up to which deadlines fire. Event time with alignment: the
+        partition's own released event time, so a deadline never fires ahead of the
+        customer's earlier events, however partitions are split or fetched (a deadline after a
+        partition's last event waits for its next event)."""
+        if self.aligner is None or self.clock.mode != "event":
+            return dict.fromkeys(partitions, now)
+        released = self._released_at
+        return {p: released[p] for p in partitions if p in released}
+
+    # ------------------------------------------------------------------ processing
+
+    async def _handle(self, records: list[InRecord]) -> list[InRecord]:
+        """Process ``records``; returns the records handled (parked ones are not)."""
         started = time.perf_counter()
-        records = [_record(event) for event in events]
-        if self.clock.mode == "event":
-            records = _in_time_order(records)
         effects = await self._process(records)
         try:
             await self.send(effects.outputs)
@@ -122,6 +190,7 @@ class StreamWorker:
         metrics.BATCH_SECONDS.observe(elapsed)
         log.debug("batch records=%d outputs=%d writes=%d in %.1fms", len(records),
                   len(effects.outputs), len(effects.writes), elapsed * 1e3)  # fmt: skip
+        return list(effects.done)
 
     async def _process(self, records: list[InRecord]) -> Any:
         attempt = 0
@@ -200,7 +269,8 @@ class StreamWorker:
         metrics.TABLE_CUSTOMERS.set(len(self.index))
         now = self.clock.now()
         await self._share_clock(now)
-        due = self.index.pop_due(now, set(partitions), time.time(), self.settings.tick_retry_s)
+        limits = self._tick_limits(partitions, now)
+        due = self.index.pop_due_within(limits, time.time(), self.settings.tick_retry_s)
         if not due:
             return 0
         # event time: a deadline fires at its own due time, whatever the worker's clock jumped
@@ -219,8 +289,8 @@ class StreamWorker:
         """Event time: tell every worker (one record per ticks partition) how far this one's
         clock got, so all clocks follow the highest event time of the whole stream and a
         deadline fires the same way however the partitions are split."""
-        if self.clock.mode != "event" or now <= self._shared_clock:
-            return
+        if self.clock.mode != "event" or self.aligner is not None or now <= self._shared_clock:
+            return  # aligned: each partition follows its own released event time
         body = dumps({"clock": now})
         count = self.settings.partitions
         outputs = [OutRecord(self.topics.ticks, None, body, [(KIND, b"clock")])] * count
@@ -231,10 +301,27 @@ class StreamWorker:
         partition = self.index.partition_of(key)
         return 0 if partition is None else partition
 
-    def on_revoked(self) -> None:
-        """Partitions were taken away: forget cached states, rebuild the index later."""
+    def on_revoked(self, revoked: Any = None) -> list[Any]:
+        """Partitions were taken away: forget cached states, rebuild the index later, and drop
+        the held records of ``revoked`` (topic-partitions; None: all). Returns the dropped
+        records' tokens (never acknowledged: the next owner reads them again)."""
         self.processor.invalidate()
         self._indexed = None
+        gone = None if revoked is None else {(tp.topic, tp.partition) for tp in revoked}
+        parked = self.processor.parking.drop(
+            lambda r: gone is not None and (r.topic, r.partition) not in gone
+        )
+        if self.aligner is None:
+            return [record.token for record in parked]
+        dropped = [
+            *parked,
+            *self.aligner.drop(lambda t, p: gone is not None and (t, p) not in gone),
+        ]
+        for partition in {p for _, p in gone or ()}:
+            self._released_at.pop(partition, None)
+        if gone is None:
+            self._released_at.clear()
+        return [record.token for record in dropped]
 
 
 def _in_time_order(records: list[InRecord]) -> list[InRecord]:
@@ -247,6 +334,11 @@ def _in_time_order(records: list[InRecord]) -> list[InRecord]:
     if len(by_partition) < 2:
         return records
     return list(heapq.merge(*by_partition.values(), key=lambda r: r.timestamp))
+
+
+def _with_event(record: InRecord, event: Any) -> InRecord:
+    return InRecord(record.topic, record.partition, record.offset, record.key, record.value,
+                    record.timestamp, record.headers, record.token, event)  # fmt: skip
 
 
 def _record(event: Any) -> InRecord:

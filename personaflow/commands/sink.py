@@ -53,11 +53,13 @@ def _templates_dir(path: Path | None) -> Path:
 
 @templates_app.command("check")
 def templates_check(templates: TemplatesOpt = None) -> None:
-    """Render every template folder against sample triggers; exit 1 on any problem."""
+    """Render every template folder against sample triggers (one per persona of the rules in
+    use) and check persona/segment names against the rules; exit 1 on any problem."""
+    from personaflow.settings import Settings
     from sinks.lint import check_templates
 
     folder = _templates_dir(templates)
-    renders, problems = check_templates(folder)
+    renders, problems = check_templates(folder, Settings().rules_file)
     for problem in problems:
         typer.echo(f"problem: {problem}")
     typer.echo(f"{renders} renders, {len(problems)} problem(s) in {folder}")

@@ -14,12 +14,14 @@ import pytest
 
 from personaflow.admin import create_topics
 from schemas.codec import decode_event, encode_event
+from schemas.deadletter import H_OFFSET, H_REASON, H_TOPIC, parse_dead_letter
 from schemas.models import Product, ProductViewed
 from streams.harness import (
     TEST_RULES,
     WorkerProcess,
     cart_scenario,
     clock_advance,
+    keys_covering,
     produce_events,
     produce_raw,
     purchase,
@@ -71,7 +73,9 @@ def _get_json(worker: WorkerProcess, path: str) -> tuple[int, Any]:
 
 def test_cart_scenario_in_event_time(env: Env) -> None:
     events, cart_id, product_id = cart_scenario(T0, "cust-a", "anon-a")
-    produce_events(env.bootstrap, env.prefix, [*events, clock_advance(T0 + 180 + HOUR + 60, "c1")])
+    # event time is per partition: move every partition's clock (cust-a's included)
+    advance = [clock_advance(T0 + 180 + HOUR + 60, key) for key in keys_covering(4)]
+    produce_events(env.bootstrap, env.prefix, [*events, *advance])
     carts = _wait_for(lambda: [t for t in env.triggers("cust-a", timeout=5)
                                if t.trigger_type == "cart_abandonment"])  # fmt: skip
     assert len(carts) == 1 and carts[0].step == 1
@@ -79,7 +83,8 @@ def test_cart_scenario_in_event_time(env: Env) -> None:
     assert carts[0].recipient == "cust-a@example.com"
 
     # a purchase cancels the 24 h and 48 h steps
-    later = [clock_advance(T0 + 180 + h * HOUR + 60, f"c{h}") for h in (24, 48)]
+    later = [clock_advance(T0 + 180 + h * HOUR + 60, key)
+             for h in (24, 48) for key in keys_covering(4)]  # fmt: skip
     produce_events(env.bootstrap, env.prefix, [purchase(T0, 2 * HOUR, "cust-a", cart_id)])
     time.sleep(1.5)
     produce_events(env.bootstrap, env.prefix, later)
@@ -116,11 +121,12 @@ def test_garbage_in_every_input_topic_is_dead_lettered(env: Env) -> None:
     produce_raw(env.bootstrap, records)
     dead = read_topic(env.bootstrap, env.topics.dlq, until=len(garbage), timeout=30)
     by_topic = {}
-    for record in dead:
-        headers = {k: v for k, v in record.headers() or []}
-        origin = next(v for k, v in headers.items() if "topic" in k).decode()
-        reason = next(v for k, v in headers.items() if "reason" in k).decode()
-        by_topic[origin] = reason
+    for record in dead:  # the shared dead-letter format, as `personaflow dlq` reads it
+        letter = parse_dead_letter(record.value(), record.headers())
+        origin = letter.headers[H_TOPIC]
+        by_topic[origin] = letter.headers[H_REASON]
+        assert letter.event.payload == garbage[env.topics.catalogue_name(origin)]
+        assert letter.event.original_offset == int(letter.headers[H_OFFSET])
     assert set(by_topic) == {env.topics.full(n) for n in garbage}
     assert all(reason for reason in by_topic.values())
     # every valid event around the garbage was applied
