@@ -269,6 +269,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups on SIGTERM
 
     logging.basicConfig(level=logging.WARNING)
+    from sinks.app import tune_gc
+
+    tune_gc()  # as a sink process does (sinks.app.serve): the sink runs in this process
     with ExitStack() as stack, tempfile.TemporaryDirectory():
         bootstrap, redis_url = _endpoints(stack)
         http_port = _spawn_esp("http", stack)

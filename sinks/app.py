@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 from schemas import topics
@@ -74,10 +75,29 @@ class SinkApp:
                 await self.web.stop()
 
 
+GC_GEN0_THRESHOLD = 20_000
+"""Allocations between young-generation collections in a sink process (CPython: 700)."""
+
+
+def tune_gc() -> None:
+    """Garbage-collector settings for a sink process (call once, after imports).
+
+    Measured on the HTTP benchmark: the collector took about 10% of the sink's CPU and its
+    full collections paused the loop for up to 85 ms (they walk every object of the
+    libraries loaded at start). Freezing what is alive now takes those objects out of every
+    later collection, and a larger young-generation threshold makes collections rarer.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
 async def serve(
     settings: SinkSettings, wiring: Wiring, *, web: bool = True, feed: bool = True
 ) -> None:
     """Run the whole sink until SIGTERM / SIGINT."""
+    tune_gc()
     await SinkApp(settings, wiring, web=web, feed=feed).run()
 
 

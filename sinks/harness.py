@@ -153,8 +153,8 @@ async def running_sink(settings: SinkSettings, wiring: Wiring, *, web: bool = Fa
     app = SinkApp(settings, wiring, web=web, feed=feed)
     task = asyncio.create_task(app.run(signals=False))
     for _ in range(3000):
-        if app.service.ready or task.done():
-            break
+        if (app.service.ready and (not web or app.port is not None)) or task.done():
+            break  # ready, and the web server listening when asked for
         await asyncio.sleep(0.01)
     if task.done():
         task.result()

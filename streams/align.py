@@ -46,11 +46,14 @@ class _Lane(Generic[T]):
 class Aligner(Generic[T]):
     """Buffers records per partition number and topic; releases them in event-time order."""
 
-    def __init__(self, blocking: Iterable[str], hold_s: float) -> None:
+    def __init__(self, blocking: Iterable[str], hold_s: float, max_hold_s: float = 0.0) -> None:
         self.blocking = tuple(sorted(blocking))
         """Topics whose silence holds a partition's release back (the input topics)."""
         self.hold_s = hold_s
         """How long a blocking topic with nothing buffered is waited for after its last fetch."""
+        self.max_hold_s = max(max_hold_s, hold_s)
+        """How long it is waited for at most while the broker says more records are there (a
+        wrong or stale watermark must not stall a partition for good)."""
         self._lanes: dict[int, dict[str, _Lane[T]]] = {}
         self._size = 0
 
@@ -103,11 +106,20 @@ class Aligner(Generic[T]):
                 if limit is None or key < limit:
                     limit = key
                 continue
-            if now - lane.fetched_at < self.hold_s:
-                return None
-            if caught_up is not None and not caught_up(topic, partition, lane.last_offset):
+            if not self._quiet(topic, partition, lane, now, caught_up):
                 return None
         return limit
+
+    def _quiet(
+        self, topic: str, partition: int, lane: _Lane[T], now: float, caught_up: CaughtUp | None
+    ) -> bool:
+        """Whether an empty blocking lane no longer holds its partition back."""
+        waited = now - lane.fetched_at
+        if waited < self.hold_s:
+            return False
+        if caught_up is None or waited >= self.max_hold_s:
+            return True
+        return caught_up(topic, partition, lane.last_offset)
 
     def idle(self, partition: int, now: float, caught_up: CaughtUp | None = None) -> bool:
         """Whether nothing of ``partition`` is buffered and every blocking topic is idle."""
@@ -117,9 +129,7 @@ class Aligner(Generic[T]):
         for topic, lane in lanes.items():
             if lane.items:
                 return False
-            if topic in self.blocking and now - lane.fetched_at < self.hold_s:
-                return False
-            if caught_up is not None and not caught_up(topic, partition, lane.last_offset):
+            if topic in self.blocking and not self._quiet(topic, partition, lane, now, caught_up):
                 return False
         return True
 

@@ -69,11 +69,16 @@ class StreamWorker:
         hold_s = settings.align_hold_ms / 1000.0
         aligned = hold_s > 0 and settings.intake == "batch"
         self.aligner: Aligner[InRecord] | None = (
-            Aligner(self.topics.inputs, hold_s) if aligned else None
+            Aligner(self.topics.inputs, hold_s, max_hold_s=max(5.0, 20 * hold_s))
+            if aligned
+            else None
         )
         """Event-time alignment of the input topics (None: records go as fetched)."""
         self._released_at: dict[int, float] = {}
         """Per partition: the highest event time released to the processor (its event clock)."""
+        self._busy_s = 0.0
+        """Time spent processing: the aligner's holds count only the time the worker could
+        have been fetching (a long batch must not make a topic look idle)."""
 
     # ------------------------------------------------------------------ batches
 
@@ -86,7 +91,9 @@ class StreamWorker:
         async with self._lock:
             records = self._admit(events)
             if records or len(self.processor.parking):
+                started = time.monotonic()
                 done = await self._handle(records)
+                self._busy_s += time.monotonic() - started
                 self._unacked.extend(record.token for record in done)
             if self._persist_due():
                 await self._persist()
@@ -122,7 +129,7 @@ class StreamWorker:
         if aligner is None:
             records = [_record(event) for event in events]
             return _in_time_order(records) if self.clock.mode == "event" else records
-        now = time.monotonic()
+        now = time.monotonic() - self._busy_s
         for event in events:
             record, at = self._timed(_record(event))
             aligner.add(record.topic, record.partition, record.offset, at, record, now)
@@ -149,16 +156,23 @@ class StreamWorker:
         return _with_event(record, event), event.occurred_at.timestamp()
 
     def _caught_up(self, topic: str, partition: int, last_offset: int | None) -> bool:
-        """Whether the broker knows no record after ``last_offset`` (True when unknown)."""
-        if last_offset is None:
-            return True
-        try:
-            from faust.types import TP
+        """Whether the broker reported no record after ``last_offset`` (after the committed
+        offset when nothing was fetched yet). False while no watermark is known: the
+        aligner's ``max_hold_s`` bounds that wait."""
+        from faust.types import TP
 
-            highwater = self.app.consumer.highwater(TP(topic, partition))
-        except Exception:  # noqa: BLE001 - no watermark known: the hold decides alone
+        tp = TP(topic, partition)
+        consumer = self.app.consumer
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not assigned (any more): nothing to wait for
             return True
-        return highwater is None or last_offset + 1 >= int(highwater)
+        if highwater is None:
+            return False
+        if last_offset is not None:
+            return last_offset + 1 >= int(highwater)
+        committed = getattr(consumer, "_committed_offset", {}).get(tp)
+        return int(highwater) <= (committed or 0)
 
     def _tick_limits(self, partitions: frozenset[int], now: float) -> dict[int, float]:
         """Per partition, the time up to which deadlines fire. Event time with alignment: the
