@@ -25,7 +25,7 @@ from streams.clock import Clock
 from streams.core import CustomerProcessor, RetriableBatchError
 from streams.domain import Domain, persona_of
 from streams.faust_tables import FaustTables
-from streams.records import KIND, InRecord, OutRecord
+from streams.records import KIND, InRecord, OutRecord, Write
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.wire import dumps
@@ -33,6 +33,8 @@ from streams.wire import dumps
 log = logging.getLogger("personaflow.streams")
 
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+CLOCK_KEY = "pf-clock:"
+"""Identity-table key prefix of a partition's persisted event clock (``pf-clock:<partition>``)."""
 
 
 class StreamWorker:
@@ -76,6 +78,8 @@ class StreamWorker:
         """Event-time alignment of the input topics (None: records go as fetched)."""
         self._released_at: dict[int, float] = {}
         """Per partition: the highest event time released to the processor (its event clock)."""
+        self._clock_writes: dict[int, InRecord] = {}
+        """Partitions whose event clock moved, with a record of each (the write's source)."""
         self._busy_s = 0.0
         """Time spent processing: the aligner's holds count only the time the worker could
         have been fetching (a long batch must not make a topic look idle)."""
@@ -93,6 +97,7 @@ class StreamWorker:
             if records or len(self.processor.parking):
                 started = time.monotonic()
                 done = await self._handle(records)
+                self._save_clocks()
                 self._busy_s += time.monotonic() - started
                 self._unacked.extend(record.token for record in done)
             if self._persist_due():
@@ -137,11 +142,34 @@ class StreamWorker:
             return []
         clocks = self._released_at
         out: list[InRecord] = []
+        moved = self._clock_writes
         for at, record in aligner.release(now, self._caught_up):
             if at > clocks.get(record.partition, FIRST):
                 clocks[record.partition] = at
+                moved[record.partition] = record
             out.append(record)
         return out
+
+    def _save_clocks(self) -> None:
+        """Queue the moved partition clocks as table writes: persisted with the states, before
+        the inputs behind them are committed, and read back by :meth:`refresh_index`."""
+        for partition, source in self._clock_writes.items():
+            at = self._released_at.get(partition)
+            if at is None:  # revoked meanwhile
+                continue
+            key = f"{CLOCK_KEY}{partition}"
+            self._pending[("identity", key)] = Write("identity", key, repr(at).encode(), source)
+        self._clock_writes.clear()
+
+    def _load_clocks(self, partitions: frozenset[int]) -> None:
+        """Restore the persisted event clocks of ``partitions`` (after a restart/rebalance)."""
+        for partition in partitions:
+            source = InRecord(self.topics.inputs[0], partition, -1, None, None)
+            raw = self.tables.read("identity", f"{CLOCK_KEY}{partition}", source)
+            if raw:
+                at = float(raw)
+                if at > self._released_at.get(partition, FIRST):
+                    self._released_at[partition] = at
 
     def _timed(self, record: InRecord) -> tuple[InRecord, float]:
         """``record`` with its decoded event attached, and its event time (FIRST when it is
@@ -263,6 +291,8 @@ class StreamWorker:
                 self.index.update(key, partition, due, persona_of(state))
         if unreadable:
             log.error("due-index: %d unreadable customer states skipped", unreadable)
+        if self.aligner is not None:
+            self._load_clocks(partitions)
         self._indexed = partitions
         log.info(
             "due-index rebuilt: partitions=%s customers=%d in %.2fs",

@@ -171,4 +171,3 @@ def _wait_for(fetch: Any, timeout: float = 40.0) -> Any:
             return found
         time.sleep(0.5)
     return fetch()
-

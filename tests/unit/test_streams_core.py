@@ -136,3 +136,48 @@ def test_an_engine_failure_dead_letters_the_record(domain: Domain) -> None:
     assert b"ZeroDivisionError" in dict(dead.headers).get("x-dlq-reason", b"") or any(
         b"ZeroDivisionError" in v for _, v in dead.headers
     )
+
+
+def _round_trip(proc: CustomerProcessor, effects, offset: int) -> list:
+    """The processor's own internal.rekeyed outputs, read back as the next records."""
+    return [
+        InRecord("p-internal.rekeyed", 0, offset + i, o.key, o.value, 1.0, tuple(o.headers))
+        for i, o in enumerate(effects.outputs) if o.topic == "p-internal.rekeyed"
+    ]  # fmt: skip
+
+
+def test_events_after_an_identify_wait_for_the_merge_answer(domain: Domain) -> None:
+    tables = MemoryTables(domain.encode_state)
+    proc = _processor(domain, tables)
+    view = ProductViewed(event_id="v", occurred_at=T0, anonymous_id="anon-1", product=SHOE)
+    first = proc.process([_rec("events.site", 0, "anon-1", encode_event(view))])
+    tables.apply(first.writes)
+    hello = Identify(event_id="i", occurred_at=T0, customer_id="c1", anonymous_id="anon-1",
+                     traits=Traits(email="c1@example.com"))  # fmt: skip
+    later = _rec("events.cart", 0, "c1", _added("c1"))
+    asked = proc.process([_rec("events.identity", 0, "c1", encode_event(hello)), later])
+    tables.apply(asked.writes)
+    assert [r.offset for r in asked.done] == [0] and later not in asked.done  # parked
+    (request,) = _round_trip(proc, asked, 0)
+    answered = proc.process([request])  # the anonymous side hands its state over
+    tables.apply(answered.writes)
+    assert not tables.data["customers"].get("anon-1")
+    (merge,) = _round_trip(proc, answered, 1)
+    resumed = proc.process([merge])
+    tables.apply(resumed.writes)
+    assert resumed.done == [merge, later]  # the parked event runs right after the merge
+    state = domain.decode_state(tables.data["customers"]["c1"])
+    assert "sku-1" in str(state.views) and "k" in state.carts
+
+
+def test_an_identify_without_anonymous_history_gets_an_empty_answer(domain: Domain) -> None:
+    proc = _processor(domain)
+    hello = Identify(event_id="i", occurred_at=T0, customer_id="c2", anonymous_id="anon-2",
+                     traits=Traits(email="c2@example.com"))  # fmt: skip
+    later = _rec("events.cart", 0, "c2", _added("c2"))
+    asked = proc.process([_rec("events.identity", 0, "c2", encode_event(hello)), later])
+    (request,) = _round_trip(proc, asked, 0)
+    (answer,) = _round_trip(proc, proc.process([request]), 1)
+    assert answer.value == b""
+    assert proc.process([answer]).done == [answer, later]
+    assert len(proc.parking) == 0
