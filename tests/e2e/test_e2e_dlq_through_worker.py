@@ -66,7 +66,8 @@ def test_bad_event_fixed_and_republished_is_processed_once(
     try:
         worker.wait_ready(90)
         site = topics.full("events.site")
-        produce_raw(kafka_bootstrap, [(site, CUSTOMER.encode(), json.dumps(_bad_search()).encode())])
+        bad = json.dumps(_bad_search()).encode()
+        produce_raw(kafka_bootstrap, [(site, CUSTOMER.encode(), bad)])
         dead = read_topic(kafka_bootstrap, topics.dlq, until=1, timeout=30)
         assert len(dead) == 1
         letter = parse_dead_letter(dead[0].value(), dead[0].headers())
