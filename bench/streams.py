@@ -1,4 +1,5 @@
-"""Stream worker benchmark: ``python -m bench.streams`` (``BENCH_QUICK=1`` for a < 2 min run).
+"""Stream worker benchmark: ``python -m bench.streams`` (``BENCH_QUICK=1`` for a < 2 min run;
+``python -m bench.streams --inproc`` for the in-process cost per event, no broker).
 
 In one run, on the generator's event mix, on the same broker (a local Tansu unless
 KAFKA_BOOTSTRAP_SERVERS is set), 6 partitions:
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -429,8 +431,123 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
     }
 
 
+class _Message:
+    """What the batch intake hands the worker (an aiokafka ConsumerRecord's fields)."""
+
+    __slots__ = ("headers", "key", "offset", "partition", "timestamp", "topic", "value")
+
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes, value: bytes) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+        self.key, self.value, self.timestamp, self.headers = key, value, 0.0, ()
+
+
+def _messages(events: list[Any]) -> list[_Message]:
+    from schemas.codec import encode_event
+    from schemas.topics import EVENT_TOPIC
+    from streams.replay import partition_for
+
+    offsets: dict[tuple[str, int], int] = {}
+    out = []
+    for event in events:
+        topic, key = EVENT_TOPIC[event.type].name, event.key.encode()
+        partition = partition_for(key, PARTITIONS)
+        offset = offsets[(topic, partition)] = offsets.get((topic, partition), -1) + 1
+        out.append(_Message(topic, partition, offset, key, encode_event(event)))
+    return out
+
+
+def _read_back(outputs: list[Any], topic: str, base: int) -> list[_Message]:
+    from streams.replay import partition_for
+
+    back = []
+    for n, out in enumerate(o for o in outputs if o.topic == topic):
+        message = _Message(topic, partition_for(out.key, PARTITIONS), base + n, out.key, out.value)
+        message.headers = tuple(out.headers)
+        back.append(message)
+    return back
+
+
+def _inproc_worker(hold_ms: int) -> Any:
+    from streams.clock import EventClock
+    from streams.domain import load_domain
+    from streams.replay import MemoryTables
+    from streams.settings import StreamSettings
+    from streams.worker import StreamWorker
+
+    rules = Path(tempfile.mkdtemp(prefix="bench-rules-")) / "rules.yaml"
+    rules.write_text(BENCH_RULES)
+    domain = load_domain(rules)
+    settings = StreamSettings(align_hold_ms=hold_ms, partitions=PARTITIONS, clock="event")
+    app = SimpleNamespace(consumer=None)  # no broker: no watermarks, the holds decide
+    return StreamWorker(app, settings, domain, EventClock(), MemoryTables(domain.encode_state))
+
+
+def _inproc_once(messages: list[Any], hold_ms: int, batch: int) -> dict[str, float]:
+    """Seconds spent admitting (decode + alignment) and processing ``messages``."""
+    worker = _inproc_worker(hold_ms)
+    admit = process = 0.0
+    back: list[Any] = []  # internal.rekeyed outputs, read back with the next batch
+    for i in range(0, len(messages), batch):
+        t0 = time.perf_counter()
+        records = worker._admit([*back, *messages[i : i + batch]])
+        t1 = time.perf_counter()
+        effects = worker.processor.process(records)
+        t2 = time.perf_counter()
+        admit, process = admit + t1 - t0, process + t2 - t1
+        back = _read_back(effects.outputs, worker.topics.rekeyed, i)
+    if worker.aligner is not None:  # what the last hold still keeps
+        worker._busy_s -= 3600.0
+        t0 = time.perf_counter()
+        records = worker._admit([])
+        t1 = time.perf_counter()
+        worker.processor.process(records)
+        t2 = time.perf_counter()
+        admit, process = admit + t1 - t0, process + t2 - t1
+    return {"admit": admit, "process": process}
+
+
+def inproc() -> dict[str, Any]:
+    """In-process cost per event of the worker's path (no broker): decode alone, then
+    admission + processing with alignment on and off; medians of BENCH_REPEATS."""
+    from streams.wire import decode_input
+
+    n = int(os.environ.get("BENCH_EVENTS", 20_000))
+    messages = _messages(events_mix(n))
+    names = ("decode", "aligned", "unaligned", "aligned_admit", "aligned_process")
+    rows: dict[str, list[float]] = {k: [] for k in names}
+    for _ in range(max(REPEATS, 3)):
+        t0 = time.perf_counter()
+        for m in messages:
+            decode_input(m.value)
+        rows["decode"].append(time.perf_counter() - t0)
+        on = _inproc_once(messages, 300, 300)
+        off = _inproc_once(messages, 0, 300)
+        rows["aligned"].append(on["admit"] + on["process"])
+        rows["aligned_admit"].append(on["admit"])
+        rows["aligned_process"].append(on["process"])
+        rows["unaligned"].append(off["admit"] + off["process"])
+    us = {k: statistics.median(v) / len(messages) * 1e6 for k, v in rows.items()}
+    say(f"in-process, {len(messages)} events, 300-record batches, medians of "
+        f"{len(rows['decode'])}: decode {us['decode']:.1f} us/event; aligned path "
+        f"{us['aligned']:.1f} us/event (admit+decode {us['aligned_admit']:.1f}, process "
+        f"{us['aligned_process']:.1f}) = {1e6 / us['aligned']:,.0f} ev/s; unaligned "
+        f"{us['unaligned']:.1f} us/event = {1e6 / us['unaligned']:,.0f} ev/s")  # fmt: skip
+    return {
+        "inproc_decode_us": round(us["decode"], 1),
+        "inproc_aligned_us": round(us["aligned"], 1),
+        "inproc_aligned_admit_us": round(us["aligned_admit"], 1),
+        "inproc_aligned_process_us": round(us["aligned_process"], 1),
+        "inproc_unaligned_us": round(us["unaligned"], 1),
+        "inproc_aligned_eps": round(1e6 / us["aligned"]),
+        "alignment_cost_ratio": round(us["aligned"] / us["unaligned"], 3),
+        "events": len(messages),
+    }
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--baseline":
+    if len(sys.argv) > 1 and sys.argv[1] == "--inproc":
+        print(json.dumps(inproc()), flush=True)
+    elif len(sys.argv) > 2 and sys.argv[1] == "--baseline":
         mode = sys.argv[2]
         sys.argv = [sys.argv[0], *sys.argv[3:]]
         baseline_main(mode)
