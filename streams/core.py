@@ -215,7 +215,7 @@ class CustomerProcessor:
         if kind == "merge":
             return self._merge(batch, record)
         if kind == "event":
-            return self._event(batch, record)
+            return self._event(batch, record, forwarded=role == "rekeyed")
         raise ProcessingError(f"unknown internal record kind {kind!r}")
 
     def _parked(self, customer: str, record: InRecord) -> bool:
@@ -240,13 +240,15 @@ class CustomerProcessor:
 
     # ------------------------------------------------------------------ events
 
-    def _event(self, batch: _Batch, record: InRecord) -> bool:
+    def _event(self, batch: _Batch, record: InRecord, forwarded: bool = False) -> bool:
         event: Envelope = (
             record.event if record.event is not None else wire.decode_input(record.value)
         )
         event_time = event.occurred_at.timestamp()
         self.clock.observe(event_time)
-        target = self._resolve(batch, event, record)
+        # a forwarded event was resolved by its sender, which owns the anonymous id's alias
+        # (this partition's identity table does not hold it: resolving again would loop)
+        target = record.key_text() if forwarded else self._resolve(batch, event, record)
         if target != record.key_text():
             self._forward(batch, record, target)
             return False

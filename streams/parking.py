@@ -36,6 +36,10 @@ class Parking:
         """How many records are parked."""
         return sum(len(records) for records in self._parked.values())
 
+    def __bool__(self) -> bool:
+        """Whether any merge answer is awaited (cheap, for every batch)."""
+        return bool(self._waits)
+
     def wait(self, customer: str, anonymous: str, now: float) -> None:
         """From now on, park ``customer``'s records until the answer for ``anonymous``."""
         self._waits.setdefault(customer, set()).add(anonymous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from schemas.topics import DLQ_EVENTS, INPUT_TOPICS, REKEYED, TICKS, TRANSITIONS, TRIGGERS
 
@@ -17,38 +18,38 @@ class TopicNames:
         """Prefixed name of a catalogue topic."""
         return f"{self.prefix}{catalogue_name}"
 
-    @property
+    @cached_property
     def inputs(self) -> list[str]:
         return [self.full(spec.name) for spec in INPUT_TOPICS]
 
-    @property
+    @cached_property
     def rekeyed(self) -> str:
         return self.full(REKEYED.name)
 
-    @property
+    @cached_property
     def ticks(self) -> str:
         return self.full(TICKS.name)
 
-    @property
+    @cached_property
     def transitions(self) -> str:
         return self.full(TRANSITIONS.name)
 
-    @property
+    @cached_property
     def triggers(self) -> str:
         return self.full(TRIGGERS.name)
 
-    @property
+    @cached_property
     def dlq(self) -> str:
         return self.full(DLQ_EVENTS.name)
+
+    @cached_property
+    def _roles(self) -> dict[str, str]:
+        return {self.ticks: "ticks", self.rekeyed: "rekeyed"}
 
     def catalogue_name(self, topic: str) -> str:
         """The catalogue name of a full topic name (the prefix removed)."""
         return topic[len(self.prefix) :] if self.prefix and topic.startswith(self.prefix) else topic
 
     def role(self, topic: str) -> str:
-        """``ticks``, ``rekeyed`` or ``input``."""
-        if topic == self.ticks:
-            return "ticks"
-        if topic == self.rekeyed:
-            return "rekeyed"
-        return "input"
+        """``ticks``, ``rekeyed`` or ``input`` (per record: a dict lookup)."""
+        return self._roles.get(topic, "input")

@@ -94,17 +94,19 @@ class StreamWorker:
         inputs whose effects are now all durable: the caller acknowledges exactly those."""
         async with self._lock:
             records = self._admit(events)
-            if records or len(self.processor.parking):
-                started = time.monotonic()
-                done = await self._handle(records)
-                self._save_clocks()
+            started = time.monotonic()
+            try:
+                if records or self.processor.parking:
+                    done = await self._handle(records)
+                    self._save_clocks()
+                    self._unacked.extend(record.token for record in done)
+                if self._persist_due():
+                    await self._persist()
+                    done, self._unacked = self._unacked, []
+                    return done
+                return []
+            finally:  # busy time: not counted towards the aligner's holds
                 self._busy_s += time.monotonic() - started
-                self._unacked.extend(record.token for record in done)
-            if self._persist_due():
-                await self._persist()
-                done, self._unacked = self._unacked, []
-                return done
-            return []
 
     def _persist_due(self) -> bool:
         if not self._pending:
@@ -135,9 +137,10 @@ class StreamWorker:
             records = [_record(event) for event in events]
             return _in_time_order(records) if self.clock.mode == "event" else records
         now = time.monotonic() - self._busy_s
+        add, timed = aligner.add, self._timed
         for event in events:
-            record, at = self._timed(_record(event))
-            aligner.add(record.topic, record.partition, record.offset, at, record, now)
+            record, at = timed(event)
+            add(record.topic, record.partition, record.offset, at, record, now)
         if not len(aligner):
             return []
         clocks = self._released_at
@@ -171,17 +174,24 @@ class StreamWorker:
                 if at > self._released_at.get(partition, FIRST):
                     self._released_at[partition] = at
 
-    def _timed(self, record: InRecord) -> tuple[InRecord, float]:
-        """``record`` with its decoded event attached, and its event time (FIRST when it is
-        not an event or cannot be decoded: it goes at once and is handled by the processor)."""
-        role = self.topics.role(record.topic)
-        if role == "ticks" or (role == "rekeyed" and record.header(KIND) != "event"):
-            return record, FIRST
-        try:
-            event = wire.decode_input(record.value)
-        except DecodeError:
-            return record, FIRST
-        return _with_event(record, event), event.occurred_at.timestamp()
+    def _timed(self, event: Any) -> tuple[InRecord, float]:
+        """The record of a fetched message with its decoded event attached (decoded once,
+        here), and its event time (FIRST when it is not an event or cannot be decoded: it goes
+        at once and the processor handles it)."""
+        message = getattr(event, "message", event)
+        topic, value = message.topic, message.value
+        headers = _headers(message)
+        role = self.topics.role(topic)
+        decoded, at = None, FIRST
+        if role == "input" or (role == "rekeyed" and (KIND, b"event") in headers):
+            try:
+                decoded = wire.decode_input(value)
+                at = decoded.occurred_at.timestamp()
+            except DecodeError:
+                decoded = None
+        record = InRecord(topic, message.partition, message.offset, message.key, value,
+                          message.timestamp or 0.0, headers, message, decoded)  # fmt: skip
+        return record, at
 
     def _caught_up(self, topic: str, partition: int, last_offset: int | None) -> bool:
         """Whether the broker reported no record after ``last_offset`` (after the committed
@@ -380,17 +390,18 @@ def _in_time_order(records: list[InRecord]) -> list[InRecord]:
     return list(heapq.merge(*by_partition.values(), key=lambda r: r.timestamp))
 
 
-def _with_event(record: InRecord, event: Any) -> InRecord:
-    return InRecord(record.topic, record.partition, record.offset, record.key, record.value,
-                    record.timestamp, record.headers, record.token, event)  # fmt: skip
+def _headers(message: Any) -> tuple[tuple[str, bytes], ...]:
+    headers = message.headers
+    if not headers:
+        return ()
+    if isinstance(headers, dict):
+        headers = headers.items()
+    return tuple((str(k), bytes(v)) for k, v in headers)
 
 
 def _record(event: Any) -> InRecord:
     """An :class:`InRecord` of a Faust event or message."""
     message = getattr(event, "message", event)
-    headers = message.headers or ()
-    if isinstance(headers, dict):
-        headers = headers.items()
     return InRecord(
         topic=message.topic,
         partition=message.partition,
@@ -398,6 +409,6 @@ def _record(event: Any) -> InRecord:
         key=message.key,
         value=message.value,
         timestamp=message.timestamp or 0.0,
-        headers=tuple((str(k), bytes(v)) for k, v in headers),
+        headers=_headers(message),
         token=message,
     )

@@ -181,3 +181,17 @@ def test_an_identify_without_anonymous_history_gets_an_empty_answer(domain: Doma
     assert answer.value == b""
     assert proc.process([answer]).done == [answer, later]
     assert len(proc.parking) == 0
+
+
+def test_a_forwarded_anonymous_event_applies_to_its_key_without_resolving_again(
+    domain: Domain,
+) -> None:
+    # the alias anon-5 -> c5 lives on the anonymous id's partition, not on c5's
+    tables = MemoryTables(domain.encode_state)
+    proc = _processor(domain, tables)
+    view = ProductViewed(event_id="v5", occurred_at=T0, anonymous_id="anon-5", product=SHOE)
+    headers = ((KIND, b"event"), (ORIGIN, b"p-events.site/1/9"))
+    record = _rec("internal.rekeyed", 0, "c5", encode_event(view), headers=headers)
+    effects = proc.process([record])
+    assert not [o for o in effects.outputs if o.topic == "p-internal.rekeyed"]
+    assert [w.key for w in effects.writes if w.space == "customers"] == ["c5"]
