@@ -14,6 +14,7 @@ JSON object.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import time
@@ -245,13 +246,46 @@ def once(evs: list[Any]) -> dict[str, float]:
     }
 
 
+def digest(evs: list[Any]) -> str:
+    """SHA-256 (16 hex digits) of every transition, trigger and skip over ``evs`` applied as
+    the bench applies them, then of one tick per customer 200 days after the last event and
+    of every final encoded state: an optimisation must leave it unchanged."""
+    engine, h = Engine(), hashlib.sha256()
+    states: dict[str, Any] = {}
+    offsets: dict[str, int] = defaultdict(int)
+    for ev in evs:
+        key = ev.customer_id or ev.anonymous_id
+        topic = EVENT_TOPIC[ev.type].name
+        offsets[topic] += 1
+        ref = InputRef(topic, 3, offsets[topic])
+        out = engine.apply(states.get(key), key, ev, ref, ev.occurred_at.timestamp())
+        states[key] = out.state
+        for record in [*out.transitions, *out.triggers]:
+            h.update(record.model_dump_json().encode())
+        h.update(repr(out.skipped).encode())
+    last = max(ev.occurred_at.timestamp() for ev in evs) + 200 * 86_400
+    for key, st in states.items():
+        out = engine.tick(st, key, last)
+        for record in [*out.transitions, *out.triggers]:
+            h.update(record.model_dump_json().encode())
+        h.update(encode_state(out.state))
+    return h.hexdigest()[:16]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--digest", action="store_true",
+                        help="print the output digest (see digest()) instead of timing")
     args = parser.parse_args()
     evs, source = events(args.customers, args.events)
+    if args.digest:
+        value = digest(evs)
+        print(f"digest of {len(evs)} events from {source}: {value}")
+        print(json.dumps({"digest": value, "events": len(evs)}))
+        return
     print(f"events: {len(evs)} from {source}, {args.customers} customers, "
           f"repeat {args.repeat}")
     runs = []

@@ -58,12 +58,16 @@ def _event_product(c: Ctx) -> Any:
     return getattr(c.ev, "product", None)
 
 
-def _event_category(c: Ctx) -> str | None:
-    product = _event_product(c)
+def category_of(ev: Any) -> str | None:
+    """The category of an input event's product or list (``event.category``), or None."""
+    product = getattr(ev, "product", None)
     if product is not None:
-        return product.category or None
-    category = getattr(c.ev, "category", None)
-    return category or None
+        return product.category or None  # type: ignore[no-any-return]
+    return getattr(ev, "category", None) or None
+
+
+def _event_category(c: Ctx) -> str | None:
+    return category_of(c.ev)
 
 
 def _event_value(c: Ctx) -> float | None:
@@ -96,7 +100,7 @@ def _recent_views(c: Ctx, category: str | None = None, product: str | None = Non
 
 def _category_views(c: Ctx) -> int:
     if c.cat_views < 0:
-        category = _event_category(c)
+        category = category_of(c.ev)
         c.cat_views = _recent_views(c, category=category) if category else 0
     return c.cat_views
 
@@ -108,7 +112,7 @@ def _interest_views(c: Ctx) -> int:
             c.interest_views = 0
         else:
             category = interest.partition(":")[2]
-            if c.cat_views >= 0 and category == _event_category(c):
+            if c.cat_views >= 0 and category == category_of(c.ev):
                 c.interest_views = c.cat_views  # the same count (browsing the same category)
             else:
                 c.interest_views = _recent_views(c, category=category)

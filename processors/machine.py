@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from processors.facts import GETTERS, Ctx, fact_values
+from processors.facts import GETTERS, Ctx, category_of, fact_values
 from processors.ruleset import DIMENSIONS, RuleSet, Transition, _placeholders
 from processors.state import Change, CustomerState
 from schemas.models import PersonaTransition
@@ -48,6 +48,27 @@ def utc(ts: float) -> datetime:
     return value
 
 
+_UNCOMPILED: Any = object()
+
+
+def _event_target(tr: Transition) -> Callable[[Any], str | None] | None:
+    """``tr``'s target as a function of the input event alone (a constant, or a template
+    of ``event.category`` filled as :meth:`Machine._target` fills it), or None."""
+    names = _placeholders(tr.to)
+    if not names:
+        const = tr.to
+        return lambda _ev: const
+    if names != ("event.category",) or tr.to.count("{") != 1:
+        return None
+    head, _, rest = tr.to.partition("{event.category}")
+
+    def fill(ev: Any) -> str | None:
+        value = category_of(ev)
+        return None if value is None or value == "" else f"{head}{value}{rest}"
+
+    return fill
+
+
 class Machine:
     """Compiled persona machine for one rule set."""
 
@@ -62,6 +83,7 @@ class Machine:
         self._dims_for: dict[str, tuple[tuple[str, str], ...]] = {}
         self._accepted: dict[tuple[str, str], bool] = {}
         self._targets: dict[str, Callable[[Ctx], str | None]] = {}
+        self._ev_targets: dict[str, Callable[[Any], str | None] | None] = {}
 
     def initialise(self, st: CustomerState, now: float) -> None:
         """Put a state without personas into each dimension's initial state (no record)."""
@@ -112,7 +134,8 @@ class Machine:
              cause: str | None) -> tuple[list[PersonaTransition], Ctx | None]:
         out: list[PersonaTransition] = []
         cache = self._cache
-        for dim, attr in self._dims(etype):
+        dims = self._dims_for.get(etype)
+        for dim, attr in self._dims(etype) if dims is None else dims:
             for _ in range(self._max_chain):
                 current = getattr(st, attr)
                 cands = cache.get((dim, current, etype))
@@ -121,6 +144,8 @@ class Machine:
                 if not cands:
                     break
                 if ctx is None and lazy is not None:
+                    if len(cands) == 1 and self._stays(cands[0], lazy[0], current):
+                        break  # as _step() would decide, without building a context
                     ctx = Ctx(st, lazy[0], etype, lazy[1], None, *lazy[2])
                 assert ctx is not None
                 moved = self._step(st, ctx, dim, current, cands, customer_id, cause)
@@ -149,6 +174,18 @@ class Machine:
             ctx.forget()  # persona facts changed
             return moved
         return None
+
+    def _stays(self, tr: Transition, ev: Any, current: str | None) -> bool:
+        """Whether ``tr`` certainly leaves ``current`` unchanged on input ``ev`` because its
+        target (a constant or an ``{event.category}`` template) is empty or ``current``.
+        False when the target needs more than the event (then the guard context decides)."""
+        fill = self._ev_targets.get(tr.id, _UNCOMPILED)
+        if fill is _UNCOMPILED:
+            fill = self._ev_targets[tr.id] = _event_target(tr)
+        if fill is None:
+            return False
+        target = fill(ev)
+        return target is None or target == current
 
     def _target(self, tr: Transition, ctx: Ctx) -> str | None:
         """Compile ``tr``'s target once (a constant, or a one-fact template) and apply it."""

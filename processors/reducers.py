@@ -16,6 +16,8 @@ from processors.ruleset import RuleSet
 from processors.scoring import AFFINITY_POINTS, ENGAGEMENT_POINTS, bump, decay
 from processors.state import Cart, CustomerState, Item, Order, View
 
+_new_view = tuple.__new__
+
 Reducer = Callable[[CustomerState, Any, int, RuleSet], None]
 NAME_MAX = 60  # product names are cut to this length in state (tokens, not the catalogue)
 
@@ -81,23 +83,24 @@ def product_viewed(st: CustomerState, ev: Any, t: int, rules: RuleSet) -> None:
     browse reminder on the ``min_views``-th view of the product within the recent window."""
     touch(st, t, rules)
     p = ev.product
-    product_id, category, views = p.product_id, p.category, st.views
-    views.append(View(product_id, p.name[:NAME_MAX], category, p.price, t))
-    if len(views) > rules.settings.limits.views:
+    product_id, category, views, settings = p.product_id, p.category, st.views, rules.settings
+    # View(...) without its Python-level __new__ frame (the same tuple): runs on every view
+    views.append(_new_view(View, (product_id, p.name[:NAME_MAX], category, p.price, t)))
+    if len(views) > settings.limits.views:
         del views[0]
     _affinity(st, category, t, "view", rules)
     steps = rules.deadlines.browse
     if not steps:
         return
-    since = t - rules.settings.recent_window
+    since = t - settings.recent_window
     seen = 0
     for v in views:  # indexes (0: product_id, 4: at): this runs on every view
         if v[0] == product_id and v[4] >= since:
             seen += 1
-    if seen == rules.deadlines.browse_min_views and dl.still_valid(
-        st, "browse", f"{p.product_id}@{t}"
-    ):
-        dl.schedule(st, "browse", f"{p.product_id}@{t}", 0, t + steps[0])
+    if seen == rules.deadlines.browse_min_views:
+        episode = f"{product_id}@{t}"
+        if dl.still_valid(st, "browse", episode):
+            dl.schedule(st, "browse", episode, 0, t + steps[0])
 
 
 # ---------------------------------------------------------------------------- cart
