@@ -158,3 +158,16 @@ class Runner:
     def types(self) -> list[str]:
         """Trigger types emitted so far, in order."""
         return [t.trigger_type for t in self.triggers]
+
+
+OPEN_RULES = """
+settings:
+  budget: {per_day: 10, per_week: 50}
+  quiet_hours: {start: 0, end: 0}
+  holdout: {share: 0}
+  limits: {sent: 50}
+deadlines:
+  welcome: {enabled: false}
+"""
+"""Rules for unit tests: welcome off, generous budget, no quiet hours, no holdout, so each test
+sees only the sequence it is about."""

@@ -6,21 +6,11 @@ import pytest
 
 from processors.engine import Engine
 from processors.ruleset import rules_from_text
-from processors.samples import T0, Events, Runner
+from processors.samples import OPEN_RULES, T0, Events, Runner
 
 H = 3600.0
 D = 86_400.0
-# welcome off and a generous budget, so each test sees only the sequence it is about;
-# quiet hours off (UTC customers, daytime anyway) unless a test turns them on
-RULES = """
-settings:
-  budget: {per_day: 10, per_week: 50}
-  quiet_hours: {start: 0, end: 0}
-  holdout: {share: 0}
-  limits: {sent: 50}
-deadlines:
-  welcome: {enabled: false}
-"""
+RULES = OPEN_RULES
 
 
 @pytest.fixture()

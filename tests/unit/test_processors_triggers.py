@@ -8,20 +8,12 @@ from datetime import UTC, datetime
 from processors.engine import Engine
 from processors.policy import in_holdout
 from processors.ruleset import rules_from_text
-from processors.samples import T0, Events, Runner
+from processors.samples import OPEN_RULES, T0, Events, Runner
 from schemas.models import Trigger, TriggerPriority
 
 H = 3600.0
 D = 86_400.0
-OPEN = """
-settings:
-  budget: {per_day: 10, per_week: 50}
-  quiet_hours: {start: 0, end: 0}
-  holdout: {share: 0}
-  limits: {sent: 50}
-deadlines:
-  welcome: {enabled: false}
-"""
+OPEN = OPEN_RULES
 
 
 def engine(extra: str = "", base: str = OPEN) -> Engine:
