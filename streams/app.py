@@ -97,10 +97,24 @@ def create_app(
     worker = StreamWorker(app, settings, domain, make_clock(settings.clock, settings.clock_speed),
                           tables)  # fmt: skip
     app.personaflow = worker  # type: ignore[attr-defined]
+    _set_fetch_wait(app, settings.fetch_max_wait_ms)
     _register_agent(app, settings, worker)
     _register_ticker(app, settings, worker)
     register_views(app, worker)
     return app
+
+
+def _set_fetch_wait(app: faust.App, wait_ms: int) -> None:
+    """Give the worker's aiokafka consumer ``fetch_max_wait_ms`` (Faust hard-codes 1500)."""
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    create = thread._create_worker_consumer
+
+    def create_worker_consumer(transport: Any) -> Any:
+        consumer = create(transport)
+        consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts its fetcher
+        return consumer
+
+    thread._create_worker_consumer = create_worker_consumer
 
 
 def _register_agent(app: faust.App, settings: StreamSettings, worker: StreamWorker) -> None:

@@ -33,7 +33,7 @@ class BatchProducer:
         from confluent_kafka import Producer
 
         config = producer_config(bootstrap, **{"linger.ms": 2, **overrides})
-        self._producer = Producer(config)
+        self._producer: Any = Producer(config)
         self._errors: list[str] = []
         self._acked: list[tuple[str, int, int]] = []
         self.flush_timeout_s = 30.0
@@ -83,4 +83,13 @@ class BatchProducer:
         return acked
 
     def close(self, timeout: float = 10.0) -> None:
+        """Flush, then let librdkafka's client go (no reconnect attempts after the broker)."""
         self._producer.flush(timeout)
+        self._producer = _Closed()
+
+
+class _Closed:
+    """Stands in for a closed producer: any use is a bug, said clearly."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"BatchProducer is closed (called {name})")

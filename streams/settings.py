@@ -89,6 +89,18 @@ class StreamSettings(Settings):
     max_poll_records: int = Field(
         default=300, ge=1, description="records per consumer fetch (see batch_max_events)"
     )
+    fetch_max_wait_ms: int = Field(
+        default=20,
+        ge=1,
+        le=1500,
+        description=(
+            "longest time the broker may hold a fetch open when it has nothing new. Faust "
+            "fixes 1500 ms; a broker that does not answer a parked fetch as soon as records "
+            "arrive (Tansu) then adds up to that to every event's latency (measured at 300 "
+            "ev/s: e2t p50 342 ms with Faust's wait, 17 ms with 20 ms). Costs one empty fetch "
+            "per broker per wait when idle"
+        ),
+    )
     align_hold_ms: int = Field(
         default=300,
         ge=0,
