@@ -250,7 +250,7 @@ def paced(events: list[Any], rate: int, send: Callable[[Any], None]) -> None:
         send(event)
 
 
-def latency(bootstrap: str, work: Path) -> dict[str, float]:
+def latency(bootstrap: str, work: Path, **env: str) -> dict[str, float]:
     """e2t at RATE events/s (wall clock), and the lag of cart deadlines falling due."""
     from confluent_kafka import Producer
 
@@ -262,7 +262,7 @@ def latency(bootstrap: str, work: Path) -> dict[str, float]:
     from streams.topics import TopicNames
 
     prefix = new_topics(bootstrap)
-    proc = worker(bootstrap, prefix, work, "latency", clock="wall").start()
+    proc = worker(bootstrap, prefix, work, "latency", clock="wall", **env).start()
     producer = Producer(producer_config(bootstrap, linger_ms=1))
     sent: dict[str, float] = {}
     identified: dict[str, float] = {}  # customer -> first Identify sent (welcome triggers)
@@ -387,6 +387,8 @@ def main() -> None:
 
 
 def run(bootstrap: str, work: Path) -> dict[str, Any]:
+    from streams.settings import StreamSettings
+
     say(f"bench.streams: {EVENTS} events of the generator's mix, {PARTITIONS} partitions, "
         f"{REPEATS} repeat(s), broker {'Tansu (local)' if 'KAFKA_BOOTSTRAP_SERVERS' not in os.environ else bootstrap}")  # noqa: E501
     events = events_mix(EVENTS)
@@ -410,6 +412,8 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         f"no-op ({med['noop']:,.0f}), {med['worker'] / med['raw']:.2f}x raw ceiling "
         f"({med['raw']:,.0f})")  # fmt: skip
     lat = latency(bootstrap, work)
+    say("e2t again without event-time alignment (PERSONAFLOW_ALIGN_HOLD_MS=0):")
+    unaligned = latency(bootstrap, work, PERSONAFLOW_ALIGN_HOLD_MS="0")
     rec = recovery(bootstrap, work, RECOVERY_CUSTOMERS)
     key = f"recovery_s_{RECOVERY_CUSTOMERS // 1000}k"
     return {
@@ -421,6 +425,10 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         "e2t_p50_ms": round(lat["e2t_p50_ms"], 1),
         "e2t_p99_ms": round(lat["e2t_p99_ms"], 1),
         "deadline_lag_p99_s": round(lat["deadline_lag_p99_s"], 2),
+        "e2t_p50_ms_unaligned": round(unaligned["e2t_p50_ms"], 1),
+        "e2t_p99_ms_unaligned": round(unaligned["e2t_p99_ms"], 1),
+        "align_hold_ms": StreamSettings().align_hold_ms,
+        "fetch_max_wait_ms": StreamSettings().fetch_max_wait_ms,
         "recovery_s_100k": round(rec["recovery_s"], 2) if RECOVERY_CUSTOMERS == 100_000 else None,
         key: round(rec["recovery_s"], 2),
         "recovery_empty_start_s": round(rec["recovery_empty_start_s"], 2),

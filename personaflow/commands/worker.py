@@ -53,7 +53,13 @@ def worker(
         provision(
             bootstrap, settings.topic_prefix, settings.partitions, settings.replication_factor
         ).raise_for_errors()
-    app = create_app(settings, bootstrap=bootstrap)
+    from processors.errors import RuleErrors
+
+    try:
+        app = create_app(settings, bootstrap=bootstrap)
+    except RuleErrors as exc:  # a config error: say where, no traceback
+        typer.echo(f"personaflow worker: invalid rules: {str(exc).strip()}", err=True)
+        raise typer.Exit(2) from exc
     from faust.worker import Worker
 
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

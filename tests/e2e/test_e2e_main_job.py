@@ -72,3 +72,28 @@ def test_main_job_runs_and_two_workers_emit_the_same_triggers_as_one(tmp_path: P
     ids_one, ids_two = set(one["trigger_ids"]), set(two["trigger_ids"])  # type: ignore[arg-type]
     overlap = len(ids_one & ids_two) / len(ids_one | ids_two)
     assert overlap >= 0.95, f"1 vs 2 workers: only {overlap:.1%} of trigger ids in common"
+
+
+def test_main_job_fails_cleanly_when_a_worker_cannot_start(tmp_path: Path) -> None:
+    """A worker that exits at start-up (here: a broken rules file) stops the run with exit 1,
+    a message naming the service and its log, and no process left behind."""
+    workdir = tmp_path / "run-broken"
+    rules = tmp_path / "broken.yaml"
+    rules.write_text("version: 1\npersonas:\n  lifecycle: [oops\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}  # fmt: skip
+    env["PERSONAFLOW_DATA_DIR"] = str(workdir / "data")
+    env["PERSONAFLOW_RULES_FILE"] = str(rules)
+    done = subprocess.run(
+        [sys.executable, "-m", "personaflow.cli", "run", "--events", "200", "--customers", "20",
+         "--workers", "1", "--partitions", "2", "--workdir", str(workdir)],
+        env=env, capture_output=True, timeout=300, check=False,
+    )  # fmt: skip
+    output = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+    assert done.returncode == 1, output[-4000:]
+    assert "pipeline failed" in output and "worker" in output, output[-4000:]
+    unwrapped = "".join(output.split())  # the console wraps long paths
+    assert f"{workdir}/" in unwrapped and "/logs/worker-0.log" in unwrapped, output[-4000:]
+    assert f"invalidrules:{rules}:4:invalidYAML" in unwrapped, output[-4000:]
+    assert "Traceback" not in output
+    assert _processes_mentioning(str(workdir)) == []
