@@ -6,7 +6,7 @@ a Tansu broker and a redis-server started here):
 
 - ``http_sends_per_s``: triggers pre-produced, the full sink (consume, guards with Redis,
   render, batched SendGrid-shaped HTTP, Send Result produced, offsets committed) until all
-  are handled;
+  are handled; the sink's batch hot path with batches of up to 200 triggers;
 - ``smtp_sends_per_s``: the same into a local SMTP server (aiosmtpd);
 - ``naive_sends_per_s``: the baseline in the same run: consume, render, one synchronous HTTP
   request per trigger (no batching, no concurrency, no guards, no results);
@@ -131,7 +131,8 @@ def bench_http(bootstrap: str, redis_url: str, port: int, n: int) -> float:
     env = _new_env(bootstrap, redis_url)
     produce(bootstrap, env.topics["triggers.email"], _triggers(n, "h"))
     settings = env.settings(esp="http", http_url=f"http://127.0.0.1:{port}/v3/mail/send",
-                            concurrency=512, http_batch_size=200, http_batch_wait_ms=5)
+                            concurrency=512, batch_size=200, http_batch_size=200,
+                            http_batch_wait_ms=5)
     return asyncio.run(_drain(env, settings, n, "http"))
 
 

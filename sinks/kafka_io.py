@@ -17,6 +17,9 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer
 from personaflow.kafka import consumer_config, producer_config
 
 T = TypeVar("T")
+Headers = list[tuple[str, str | bytes | None]]
+Record = tuple[str, bytes, str | bytes | None, Headers | None]
+"""``(topic, value, key, headers)`` of one record for :meth:`AsyncProducer.send_all`."""
 
 
 class ProduceError(Exception):
@@ -80,6 +83,25 @@ class AsyncProducer:
                 await asyncio.sleep(0.01)
         await future
 
+    async def send_all(self, records: list[Record]) -> None:
+        """Produce every record and wait until the broker acknowledged all of them (one
+        future for the whole batch); raises the first :class:`ProduceError`."""
+        if not records:
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        ack = _BatchAck(len(records), future, self._done)
+        for topic, value, key, headers in records:
+            while True:
+                try:
+                    self.producer.produce(
+                        topic, value=value, key=key, headers=headers, on_delivery=ack.delivered
+                    )
+                    break
+                except BufferError:  # local queue full: let deliveries drain
+                    await asyncio.sleep(0.01)
+        await future
+
     def close(self, timeout: float = 10.0) -> int:
         """Flush what is queued and stop the poll thread; returns records still unsent."""
         left = self.producer.flush(timeout)
@@ -87,6 +109,32 @@ class AsyncProducer:
         self._thread.join(timeout=2)
         self._hand_over()
         return int(left)
+
+
+class _BatchAck:
+    """Counts the delivery reports of one :meth:`AsyncProducer.send_all` (on the poll
+    thread) and queues its future once the last one arrived."""
+
+    __slots__ = ("done", "error", "future", "left", "lock")
+
+    def __init__(
+        self, count: int, future: asyncio.Future[None],
+        done: deque[tuple[asyncio.Future[None], BaseException | None]],
+    ) -> None:
+        self.left = count
+        self.future = future
+        self.done = done
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+
+    def delivered(self, err: KafkaError | None, _msg: Message) -> None:
+        with self.lock:
+            self.left -= 1
+            if err is not None and self.error is None:
+                self.error = ProduceError(err)
+            last = self.left == 0
+        if last:
+            self.done.append((self.future, self.error))
 
 
 def _resolve_all(done: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:

@@ -68,6 +68,29 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {ARGV[1]}
 """
 
+_FINALIZE_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local a = 1 + (i - 1) * 4
+  local state = redis.call('HGET', key, 'state')
+  if state and state ~= 'pending' then
+    out[i] = state
+  else
+    redis.call('HSET', key, 'state', ARGV[a + 1], 'reason', ARGV[a + 2],
+               'esp_message_id', ARGV[a + 3], 'attempts', ARGV[a + 4], 'published', '0')
+    redis.call('HDEL', key, 'lease_until')
+    redis.call('PEXPIRE', key, ARGV[1])
+    out[i] = ARGV[a + 1]
+  end
+end
+return out
+"""
+
+_PUBLISHED_MANY = """
+for _, key in ipairs(KEYS) do redis.call('HSET', key, 'published', '1') end
+return #KEYS
+"""
+
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'state') == 'pending' and
    redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
@@ -85,6 +108,17 @@ class Claim(StrEnum):
     TAKEN_OVER = "taken_over"
     BUSY = "busy"
     FINAL = "final"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A final outcome to write with :meth:`Ledger.finalize_many`."""
+
+    trigger_id: str
+    state: str
+    reason: str = ""
+    esp_message_id: str = ""
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +164,8 @@ class Ledger:
         self._acquire = store.script(_ACQUIRE)
         self._finalize = store.script(_FINALIZE)
         self._release = store.script(_RELEASE)
+        self._finalize_many = store.script(_FINALIZE_MANY)
+        self._published_many = store.script(_PUBLISHED_MANY)
 
     def _key(self, trigger_id: str) -> str:
         return self.store.key("ledger", trigger_id)
@@ -153,6 +189,23 @@ class Ledger:
         args: list[str | int] = [state, reason, esp_message_id, attempts, LEDGER_TTL_MS]
         raw = await self.store.exec("evalsha", self._finalize, 1, self._key(trigger_id), *args)
         return _s(raw[0])
+
+    async def finalize_many(self, outcomes: list[Outcome]) -> list[str]:
+        """:meth:`finalize` for every outcome in one script call; the states now recorded."""
+        if not outcomes:
+            return []
+        keys = [self._key(o.trigger_id) for o in outcomes]
+        args: list[str | int] = [LEDGER_TTL_MS]
+        for o in outcomes:
+            args += [o.state, o.reason, o.esp_message_id, o.attempts]
+        raw = await self.store.exec("evalsha", self._finalize_many, len(keys), *keys, *args)
+        return [_s(v) for v in raw]
+
+    async def mark_published_many(self, trigger_ids: list[str]) -> None:
+        """:meth:`mark_published` for every trigger id in one script call."""
+        if trigger_ids:
+            keys = [self._key(t) for t in trigger_ids]
+            await self.store.exec("evalsha", self._published_many, len(keys), *keys)
 
     async def mark_published(self, trigger_id: str) -> None:
         """The trigger's Send Result is durable in Kafka."""

@@ -17,22 +17,30 @@ class OffsetTracker:
 
     def __init__(self) -> None:
         self._pending: dict[TopicPartition, deque[list[int]]] = {}
+        self._entries: dict[TopicPartition, dict[int, list[int]]] = {}
         self._ready: dict[TopicPartition, int] = {}
 
     def add(self, tp: TopicPartition, offset: int) -> None:
         """A record was handed to a worker."""
-        self._pending.setdefault(tp, deque()).append([offset, 0])
+        entry = [offset, 0]
+        queue = self._pending.get(tp)
+        if queue is None:
+            queue = self._pending[tp] = deque()
+            self._entries[tp] = {}
+        queue.append(entry)
+        self._entries[tp][offset] = entry
 
     def done(self, tp: TopicPartition, offset: int) -> None:
         """A record's outcome is durable (ignored for partitions no longer tracked)."""
         queue = self._pending.get(tp)
         if queue is None:
             return
-        for entry in queue:
-            if entry[0] == offset:
-                entry[1] = 1
-                break
+        entries = self._entries[tp]
+        entry = entries.get(offset)
+        if entry is not None:
+            entry[1] = 1
         while queue and queue[0][1]:
+            entries.pop(queue[0][0], None)
             self._ready[tp] = queue.popleft()[0] + 1
 
     def take_committable(
@@ -57,4 +65,5 @@ class OffsetTracker:
         """Stop tracking revoked partitions."""
         for tp in tps:
             self._pending.pop(tp, None)
+            self._entries.pop(tp, None)
             self._ready.pop(tp, None)

@@ -96,11 +96,15 @@ class Processor:
         if instance == "sink":  # the default name is not unique: make it so
             self.instance = f"sink-{uuid.uuid4().hex[:12]}"
 
+    def new_owner(self) -> str:
+        """A ledger owner token unique to one attempt (instance ids are unique)."""
+        return f"{self.instance}:{next(self._attempts)}"
+
     @staticmethod
     def now() -> float:
         return time.time()
 
-    def _result(
+    def result(
         self, trigger: Trigger, outcome: SendOutcome, reason: str | None = None,
         message_id: str | None = None, attempts: int = 0,
     ) -> SendResult:
@@ -122,25 +126,25 @@ class Processor:
         """Decide and (maybe) send ``trigger``; see the module docs."""
         now = self.now()
         if guards.expired(trigger, now):
-            result = self._result(trigger, SendOutcome.EXPIRED, "expired")
+            result = self.result(trigger, SendOutcome.EXPIRED, "expired")
             return Decision(result, record_published=False)
         if not trigger.recipient:
-            return Decision(self._result(trigger, SendOutcome.SUPPRESSED, "no_recipient"),
+            return Decision(self.result(trigger, SendOutcome.SUPPRESSED, "no_recipient"),
                             record_published=False)
-        owner = f"{self.instance}:{next(self._attempts)}"  # instance ids are unique
+        owner = self.new_owner()
         reserve = (trigger.marketing and not trigger.holdout
                    and guards.not_before(trigger, now) is None
                    and guards.quiet_until(trigger, now, self.quiet) is None)
         admission = await self._admit(trigger, owner, now, reserve)
         if admission.suppression is not None:
             return Decision(
-                self._result(trigger, SendOutcome.SUPPRESSED, admission.suppression.reason),
+                self.result(trigger, SendOutcome.SUPPRESSED, admission.suppression.reason),
                 record_published=False,
             )
         assert admission.entry is not None
         if admission.entry.claim is Claim.FINAL:
-            return self._replay(trigger, admission.entry)
-        return await self._guarded(trigger, owner, now, admission.budget)
+            return self.replay(trigger, admission.entry)
+        return await self.guarded(trigger, owner, now, admission.budget)
 
     async def _suppressed(self, trigger: Trigger) -> str | None:
         if not trigger.recipient:
@@ -166,13 +170,13 @@ class Processor:
             await asyncio.sleep(min(max(wait, 0.05), 0.5))
             now = self.now()
 
-    def _replay(self, trigger: Trigger, entry: LedgerEntry) -> Decision:
+    def replay(self, trigger: Trigger, entry: LedgerEntry) -> Decision:
         """A trigger the ledger already decided: re-publish if never published, else duplicate."""
         if entry.published:
-            result = self._result(trigger, SendOutcome.DUPLICATE, f"already {entry.state}")
+            result = self.result(trigger, SendOutcome.DUPLICATE, f"already {entry.state}")
             return Decision(result, record_published=False)
         outcome = SendOutcome(entry.state)
-        result = self._result(
+        result = self.result(
             trigger, outcome, entry.reason, entry.esp_message_id, entry.attempts
         )
         dead = None
@@ -189,16 +193,16 @@ class Processor:
             trigger.trigger_id, outcome.value, reason, message_id, attempts
         )
         if state != outcome.value:  # someone else finished first (lease takeover race)
-            result = self._result(trigger, SendOutcome.DUPLICATE, f"already {state}")
+            result = self.result(trigger, SendOutcome.DUPLICATE, f"already {state}")
             return Decision(result, record_published=False)
-        return Decision(self._result(trigger, outcome, reason, message_id, attempts), dead)
+        return Decision(self.result(trigger, outcome, reason, message_id, attempts), dead)
 
     async def _defer(self, trigger: Trigger, owner: str, due: float, reason: str) -> Decision:
         await self.p.ledger.release(trigger.trigger_id, owner)
-        result = self._result(trigger, SendOutcome.DEFERRED, reason)
+        result = self.result(trigger, SendOutcome.DEFERRED, reason)
         return Decision(result, defer_until=due, record_published=False)
 
-    async def _guarded(
+    async def guarded(
         self, trigger: Trigger, owner: str, now: float, budget: BudgetDecision | None = None
     ) -> Decision:
         """Guards after the ledger claim: schedule, budget, quiet hours, holdout; then send.

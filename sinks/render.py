@@ -20,12 +20,14 @@ Rules templates can rely on:
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 from jinja2 import TemplateError as JinjaTemplateError
+from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Macro
 from jinja2.sandbox import SandboxedEnvironment
@@ -45,7 +47,6 @@ PARTS = ("subject", "preheader", "body.html", "body.txt")
 
 
 DEFAULT_FOLDER = "_default"
-_SPACES = re.compile(r"\s+")
 _TYPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
@@ -79,21 +80,59 @@ _DATA_FIELDS: dict[type, frozenset[str]] = {
 sandbox's attribute checks (which cost a third of a render)."""
 
 
+_MISSING = object()
+
+
 class _Sandbox(SandboxedEnvironment):
     """The sandbox with fast paths for what the shipped context holds: field reads of
-    :class:`Trigger` / :class:`Product`, calls of ``token`` and of template macros. Every
-    other attribute read or call goes through the full sandbox checks."""
+    :class:`Trigger` / :class:`Product`, macros read from imported templates, calls of
+    ``token`` and of template macros. Every other attribute read or call goes through the
+    full sandbox checks."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.loaded: dict[tuple[str, str | None], Template] = {}
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         fields = _DATA_FIELDS.get(type(obj))
         if fields is not None and attribute in fields:
             return obj.__dict__[attribute]
+        if type(obj) is TemplateModule and attribute[:1] != "_":
+            # a macro of an imported template (``m.greeting``): the module's exports
+            exported = obj.__dict__.get(attribute, _MISSING)
+            if exported is not _MISSING:
+                return exported
         return super().getattr(obj, attribute)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         if type(__obj) is _Token or type(__obj) is Macro:
-            return __context.call(__obj, *args, **kwargs)
+            # what Context.call does for callables that take no context/environment (neither
+            # does): drop the loop/block variables Jinja passes along, call
+            if kwargs:
+                kwargs.pop("_block_vars", None)
+                kwargs.pop("_loop_vars", None)
+            try:
+                return __obj(*args, **kwargs)
+            except StopIteration:
+                return __context.environment.undefined(
+                    "value was undefined because a callable raised a StopIteration exception"
+                )
         return super().call(__context, __obj, *args, **kwargs)
+
+    def get_template(
+        self, name: str | Template, parent: str | None = None,
+        globals: MutableMapping[str, Any] | None = None,
+    ) -> Template:
+        """Templates are never reloaded (``auto_reload=False``): the ``{% extends %}`` and
+        ``{% import %}`` of every render find them in a plain dict instead of Jinja's locked
+        LRU cache."""
+        if globals is not None or not isinstance(name, str):
+            return super().get_template(name, parent, globals)
+        key = (name, parent)
+        template = self.loaded.get(key)
+        if template is None:
+            template = self.loaded[key] = super().get_template(name, parent)
+        return template
 
 
 def _money(value: Any, currency: str = "USD") -> str:
@@ -111,8 +150,9 @@ def _safe_url(value: Any) -> str:
 
 
 def _one_line(value: str) -> str:
-    """Collapse whitespace (subjects and preheaders are single header-safe lines)."""
-    return _SPACES.sub(" ", value).strip()
+    """Collapse whitespace (subjects and preheaders are single header-safe lines); the same
+    as replacing every run of ``\\s`` with one space and stripping, without a regex."""
+    return " ".join(value.split())
 
 
 class Renderer:
@@ -238,12 +278,12 @@ class Renderer:
                 raise TemplateError(f"template {name}: {exc}", reason="template_error") from exc
             except (TypeError, ValueError, AttributeError, KeyError) as exc:
                 raise TemplateError(f"template {name}: {exc!r}", reason="template_error") from exc
-        subject = _one_line(parts["subject"])
+        subject = ctx["subject"]
         if not subject:
             raise TemplateError(f"{folder}: the subject rendered empty", reason="template_error")
         return RenderedEmail(
             subject=subject,
-            preheader=_one_line(parts["preheader"]),
+            preheader=ctx["preheader"],
             html=parts["body.html"],
             text=parts["body.txt"].strip() + "\n",
         )

@@ -86,3 +86,52 @@ async def send_with_retries(
         finally:
             ESP_SECONDS.labels(adapter.name).observe(time.perf_counter() - started)
         return Delivery(msg_id, attempt)
+
+
+async def _take_tokens(limiter: RateLimiter, n: int) -> None:
+    """``n`` rate-limit tokens, in slices no larger than the bucket."""
+    while n > 0:
+        take = min(n, limiter.burst)
+        await limiter.acquire(take)
+        n -= take
+
+
+async def send_all_with_retries(
+    adapter: EspAdapter,
+    emails: list[OutgoingEmail],
+    policy: RetryPolicy,
+    limiter: RateLimiter | None = None,
+    rnd: Callable[[], float] = random.random,
+) -> list[Delivery | SendFailed]:
+    """:func:`send_with_retries` for a batch: every attempt hands all emails still pending to
+    :meth:`EspAdapter.send_many` at once; the wait before the next attempt is the longest
+    ``Retry-After`` among them, else the backoff. Per email its :class:`Delivery` or
+    :class:`SendFailed`, in order."""
+    out: list[Delivery | SendFailed | None] = [None] * len(emails)
+    pending = list(range(len(emails)))
+    attempt = 0
+    while pending:
+        attempt += 1
+        if limiter is not None:
+            await _take_tokens(limiter, len(pending))
+        started = time.perf_counter()
+        answers = await adapter.send_many([emails[i] for i in pending])
+        ESP_SECONDS.labels(adapter.name).observe(time.perf_counter() - started)
+        retry: list[int] = []
+        waits: list[float] = []
+        for i, answer in zip(pending, answers, strict=True):
+            if isinstance(answer, str):
+                out[i] = Delivery(answer, attempt)
+                continue
+            ESP_ERRORS.labels(adapter.name, answer.reason).inc()
+            if isinstance(answer, EspTemporaryError) and attempt < policy.max_attempts:
+                retry.append(i)
+                if answer.retry_after is not None:
+                    waits.append(answer.retry_after)
+            else:
+                out[i] = SendFailed(answer, attempt)
+        if retry:
+            ESP_RETRIES.labels(adapter.name).inc(len(retry))
+            await asyncio.sleep(policy.delay(attempt, max(waits) if waits else None, rnd))
+        pending = retry
+    return [d for d in out if d is not None]

@@ -1,10 +1,15 @@
 """The sink service: consume triggers, process them with bounded concurrency, publish a Send
 Result for each, and commit offsets only behind durable outcomes.
 
-Per record: decode (bad bytes -> dlq.sends) -> :class:`~sinks.processor.Processor` (ledger
-written) -> park it when deferred -> Send Result (and dead letter) produced and acknowledged
-by the broker -> ledger marked published -> offset marked done. Offsets are committed in a
-loop, per partition, up to the longest prefix of done records (:mod:`sinks.offsets`), and
+Records are handled in batches (up to ``batch_size`` fetched records, one task each, at most
+``concurrency`` records in flight). Per batch: decode (bad bytes -> dlq.sends) ->
+:class:`~sinks.batch.BatchProcessor` (guards with one admission script call, render, one ESP
+hand-over, ledger written in one call) -> park deferred triggers -> every Send Result (and
+dead letter) produced and acknowledged by the broker (one flush) -> ledger marked published
+(one call) -> offsets marked done. A batch is handled in rounds without a repeated trigger
+id, and a trigger id is held by one batch at a time (:class:`~sinks.keylock.KeySetClaims`),
+so a duplicate sees the first copy's published outcome. Offsets are committed in a loop, per
+partition, up to the longest prefix of done records (:mod:`sinks.offsets`), and
 synchronously when partitions are revoked or the service stops.
 
 SIGTERM / SIGINT: stop taking records, let in-flight ones finish (``drain_s``), commit, close
@@ -15,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +37,13 @@ from schemas.codec import encode_event
 from schemas.deadletter import dead_letter_record
 from schemas.errors import DecodeError
 from schemas.models import SendOutcome, Trigger
+from sinks.batch import BatchProcessor, rounds
 from sinks.budget import Budget
-from sinks.codec import decode_trigger, encode_trigger, with_not_before
+from sinks.codec import decode_trigger, decode_trigger_fast, encode_trigger, with_not_before
 from sinks.deferred import DeferredQueue
 from sinks.esp import make_adapter
-from sinks.kafka_io import AsyncProducer, ThreadedConsumer
-from sinks.keylock import KeyLocks
+from sinks.kafka_io import AsyncProducer, Record, ThreadedConsumer
+from sinks.keylock import KeySetClaims
 from sinks.ledger import Ledger
 from sinks.metrics import INFLIGHT, SENDS, SINK_DEAD_LETTERS
 from sinks.offsets import OffsetTracker
@@ -47,6 +55,22 @@ from sinks.store import Store
 from sinks.suppression import SuppressionList
 
 log = logging.getLogger("personaflow.sink")
+
+PUMP_STOP_S = 5.0
+"""Longest the stop waits for the cancelled deferred-trigger pump."""
+
+COMMIT_INTERVAL_S = 0.1
+"""Most often the fetch loop commits (synchronously: a commit holds up the next fetch for one
+broker round trip, so not on every 20 ms fetch); always at revocation and shutdown."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """A fetched record and where it came from."""
+
+    msg: Message
+    tp: tuple[str, int]
+    offset: int
 
 
 @dataclass(frozen=True)
@@ -101,8 +125,10 @@ class SinkService:
         self.consumer: ThreadedConsumer | None = None
         self.tracker = OffsetTracker()
         self.backlog: deque[Message] = deque()
-        self.keylocks = KeyLocks()
-        self.tasks: dict[asyncio.Task[None], tuple[str, int]] = {}
+        self.claims = KeySetClaims()
+        self.batch = BatchProcessor(self.processor)
+        self.tasks: dict[asyncio.Task[None], tuple[set[tuple[str, int]], int]] = {}
+        self.inflight = 0  # records in the running batches
         self.stopping = asyncio.Event()
         self.ready = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -153,10 +179,19 @@ class SinkService:
             await self._consume_loop()
         finally:
             self.ready = False
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            await self._stop_pump(pump)
             await self._shutdown()
+
+    async def _stop_pump(self, pump: asyncio.Task[None]) -> None:
+        """Let the pump finish its current round and return (it watches ``stopping``); cancel
+        it only when it does not. A pump cancelled in the middle of a redis-py call was seen
+        to never finish (the cancellation swallowed), which hung the graceful stop."""
+        self.stopping.set()
+        await asyncio.wait({pump}, timeout=PUMP_STOP_S)
+        if not pump.done():
+            log.warning("deferred pump did not stop in %.0fs; cancelling it", PUMP_STOP_S)
+            pump.cancel()
+            await asyncio.wait({pump}, timeout=1.0)
 
     async def _shutdown(self) -> None:
         if self.tasks:
@@ -177,28 +212,32 @@ class SinkService:
     # ------------------------------------------------------------------ consuming
 
     async def _consume_loop(self) -> None:
-        """Fetch into a bounded backlog, dispatch while slots are free. The partitions are
-        paused when the backlog is full and resumed when it is half empty (so pause/resume
+        """Fetch into a bounded backlog, dispatch batches while slots are free. The partitions
+        are paused when the backlog is full and resumed when it is half empty (so pause/resume
         does not flap per record); every record fetched is kept, none is skipped."""
         assert self.consumer is not None
         consumer = self.consumer.consumer
         limit = self.settings.concurrency
         high, low = max(2 * limit, 64), max(limit, 32)
         paused = False
+        next_commit = 0.0
         while not self.stopping.is_set():
-            while self.backlog and len(self.tasks) < limit:
-                self._dispatch(self.backlog.popleft())
+            while self.backlog and self.inflight < limit:
+                take = min(len(self.backlog), limit - self.inflight, self.settings.batch_size)
+                self._dispatch([self.backlog.popleft() for _ in range(take)])
             if paused != (len(self.backlog) >= (low if paused else high)):
                 paused = not paused
                 await self.consumer.run(self._pause_all, paused)
             msgs = await self.consumer.run(consumer.consume, 500, 0.02)
             self.backlog.extend(msgs)
-            if not msgs and len(self.tasks) >= limit:
+            if not msgs and self.inflight >= limit:
                 await asyncio.wait(list(self.tasks), timeout=0.05,
                                    return_when=asyncio.FIRST_COMPLETED)
-            ready = self.tracker.take_committable()
-            if ready:
-                await self.consumer.run(self._commit_sync, ready)
+            if time.monotonic() >= next_commit:
+                next_commit = time.monotonic() + COMMIT_INTERVAL_S
+                ready = self.tracker.take_committable()
+                if ready:
+                    await self.consumer.run(self._commit_sync, ready)
 
     def _pause_all(self, pause: bool) -> None:
         assert self.consumer is not None
@@ -207,25 +246,32 @@ class SinkService:
         if assignment:
             (consumer.pause if pause else consumer.resume)(assignment)
 
-    def _dispatch(self, msg: Message) -> None:
-        err = msg.error()
-        if err is not None:
-            if err.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", err.name())
+    def _dispatch(self, msgs: list[Message]) -> None:
+        """One task for a batch of fetched records."""
+        records: list[_Record] = []
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", err.name())
+                continue
+            record = _Record(msg, (msg.topic() or "", msg.partition() or 0), msg.offset() or 0)
+            self.tracker.add(record.tp, record.offset)
+            records.append(record)
+        if not records:
             return
-        tp = (msg.topic() or "", msg.partition() or 0)
-        offset = msg.offset() or 0
-        self.tracker.add(tp, offset)
-        task = asyncio.create_task(self._handle(msg, tp, offset))
-        self.tasks[task] = tp
-        INFLIGHT.set(len(self.tasks))
+        task = asyncio.create_task(self._handle_batch(records))
+        self.tasks[task] = ({r.tp for r in records}, len(records))
+        self.inflight += len(records)
+        INFLIGHT.set(self.inflight)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.pop(task, None)
-        INFLIGHT.set(len(self.tasks))
+        _, count = self.tasks.pop(task, (set(), 0))
+        self.inflight -= count
+        INFLIGHT.set(self.inflight)
         if not task.cancelled() and task.exception() is not None:
-            log.error("trigger task failed: %r", task.exception())
+            log.error("trigger batch failed: %r", task.exception())
 
     def _commit_sync(self, ready: dict[tuple[str, int], int] | None) -> None:
         """Commit positions on the consumer thread (``None``: everything ready now)."""
@@ -251,7 +297,7 @@ class SinkService:
         kept = [m for m in self.backlog if (m.topic(), m.partition()) not in revoked]
         self.backlog.clear()
         self.backlog.extend(kept)  # not ours any more: the new owner reads them again
-        if self.loop is not None and any(tp in revoked for tp in self.tasks.values()):
+        if self.loop is not None and any(tps & revoked for tps, _ in self.tasks.values()):
             future = asyncio.run_coroutine_threadsafe(self._drain(revoked), self.loop)
             with contextlib.suppress(Exception):
                 future.result(timeout=self.drain_s)
@@ -262,83 +308,136 @@ class SinkService:
         self.assigned -= revoked
 
     async def _drain(self, revoked: set[tuple[str, int]]) -> None:
-        tasks = [t for t, tp in self.tasks.items() if tp in revoked]
+        tasks = [t for t, (tps, _) in self.tasks.items() if tps & revoked]
         if tasks:
             await asyncio.wait(tasks, timeout=self.drain_s)
 
-    # ------------------------------------------------------------------ one record
+    # ------------------------------------------------------------------ one batch
 
-    async def _handle(self, msg: Message, tp: tuple[str, int], offset: int) -> None:
-        """Handle one record; on unexpected failures (broker hiccups, bugs) try again with
-        backoff: every step is idempotent, and the offset stays uncommitted meanwhile."""
+    async def _handle_batch(self, records: list[_Record]) -> None:
+        """Decode the batch (undecodable records -> dlq.sends), then handle the triggers in
+        rounds without a repeated trigger id (a duplicate sees the first copy's published
+        outcome). Each step is retried with backoff on unexpected failures (broker hiccups,
+        bugs): every step is idempotent, and the offsets stay uncommitted meanwhile."""
+        decoded: list[tuple[_Record, Trigger]] = []
+        decode = functools.partial(self._decode_all, records, decoded)
+        if not await self._retrying("decoding a batch", decode):
+            return
+        triggers = [t for _, t in decoded]
+        for indexes in rounds(triggers):
+            items = [decoded[i] for i in indexes]
+            owners = [self.processor.new_owner() for _ in items]
+            if not await self._retrying("a batch", functools.partial(self._run_round, items,
+                                                                     owners)):
+                return
+            self._done([r for r, _ in items])
+
+    def _done(self, records: list[_Record]) -> None:
+        for record in records:
+            self.tracker.done(record.tp, record.offset)
+        self.handled += len(records)
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``step`` until it succeeds (True) or the sink stops (False: redelivered)."""
         delay = 0.2
         while True:
             try:
-                await self._handle_once(msg)
+                await step()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - retried; the record is never dropped
+            except Exception as exc:  # noqa: BLE001 - retried; the records are never dropped
                 if self.stopping.is_set():
-                    log.warning("giving up on a record at shutdown (redelivered later): %r", exc)
-                    return
-                log.warning("record %s/%d failed, retrying in %.1fs: %r", tp[0], offset, delay,
-                            exc)
+                    log.warning("giving up on %s at shutdown (redelivered later): %r", what, exc)
+                    return False
+                log.warning("%s failed, retrying in %.1fs: %r", what, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            self.tracker.done(tp, offset)
-            self.handled += 1
-            return
+            return True
 
-    async def _handle_once(self, msg: Message) -> None:
-        raw = msg.value() or b""
-        try:
-            trigger = decode_trigger(raw)
-        except DecodeError as exc:
-            if exc.retriable:
-                raise
-            await self._dead_letter(raw, msg, DeadLetterNote(exc.reason, exc.error_type))
-            return
-        async with self.keylocks.hold(trigger.trigger_id):
-            decision = await self.processor.process(trigger)
-            if decision.defer_until is not None:
-                payload = encode_trigger(with_not_before(trigger, decision.defer_until))
-                due_ms = int(decision.defer_until * 1000)
-                await self.deferred.add(trigger.trigger_id, payload, due_ms)
-            await self._publish(trigger, decision, raw, msg)
-            await self.processor.published(trigger, decision)
-
-    async def _publish(
-        self, trigger: Trigger, decision: Decision, raw: bytes, msg: Message
+    async def _decode_all(
+        self, records: list[_Record], decoded: list[tuple[_Record, Trigger]]
     ) -> None:
-        """Produce the Send Result (and dead letter) and wait for the broker's ack."""
-        assert self.producer is not None
-        sends = [self.producer.send(self.results_topic, encode_event(decision.result),
-                                    key=trigger.customer_id)]
-        if decision.dead_letter is not None:
-            sends.append(self._dead_letter(raw, msg, decision.dead_letter))
-        await asyncio.gather(*sends)
-        r = decision.result
-        SENDS.labels(r.outcome.value, r.trigger_type, r.persona or "", r.variant or "").inc()
-        if r.outcome is not SendOutcome.DUPLICATE:
-            log.debug("trigger %s -> %s (%s)", r.trigger_id, r.outcome.value, r.reason or "")
+        """Fill ``decoded``; dead-letter what does not decode (a retriable error raises)."""
+        decoded.clear()
+        letters: list[tuple[_Record, DeadLetterNote]] = []
+        for record in records:
+            try:
+                decoded.append((record, decode_trigger_fast(record.msg.value() or b"")))
+            except DecodeError as exc:
+                if exc.retriable:
+                    raise
+                letters.append((record, DeadLetterNote(exc.reason, exc.error_type)))
+        if letters:
+            assert self.producer is not None
+            await self.producer.send_all([self._letter(r.msg, note) for r, note in letters])
+            for _, note in letters:
+                SINK_DEAD_LETTERS.labels(note.reason.split(":")[0].split(" ")[0]).inc()
+            self._done([r for r, _ in letters])
 
-    async def _dead_letter(self, raw: bytes, msg: Message, note: DeadLetterNote) -> None:
+    async def _run_round(self, items: list[tuple[_Record, Trigger]], owners: list[str]) -> None:
+        """Decide, park deferred triggers, publish every Send Result (and dead letter) and
+        wait for the broker, then note them published in the ledger."""
+        triggers = [t for _, t in items]
+        async with self.claims.hold([t.trigger_id for t in triggers]):
+            decisions = await self.batch.process(triggers, owners)
+            parked = [
+                self.deferred.add(t.trigger_id, encode_trigger(with_not_before(t, d.defer_until)),
+                                  int(d.defer_until * 1000))
+                for t, d in zip(triggers, decisions, strict=True) if d.defer_until is not None
+            ]
+            if parked:
+                await asyncio.gather(*parked)
+            await self._publish_all(items, decisions)
+            await self.ledger.mark_published_many(
+                [t.trigger_id for t, d in zip(triggers, decisions, strict=True)
+                 if d.record_published]
+            )
+
+    async def _publish_all(
+        self, items: list[tuple[_Record, Trigger]], decisions: list[Decision]
+    ) -> None:
+        """Produce the Send Results (and dead letters) and wait for the broker's acks."""
         assert self.producer is not None
+        out: list[Record] = []
+        for (record, trigger), decision in zip(items, decisions, strict=True):
+            out.append((self.results_topic, encode_event(decision.result), trigger.customer_id,
+                        None))
+            if decision.dead_letter is not None:
+                out.append(self._letter(record.msg, decision.dead_letter))
+        await self.producer.send_all(out)
+        counts: Counter[tuple[str, str, str, str]] = Counter()
+        debug = log.isEnabledFor(logging.DEBUG)
+        for decision in decisions:
+            r = decision.result
+            counts[(r.outcome.value, r.trigger_type, r.persona or "", r.variant or "")] += 1
+            if decision.dead_letter is not None:
+                reason = decision.dead_letter.reason
+                SINK_DEAD_LETTERS.labels(reason.split(":")[0].split(" ")[0]).inc()
+            if debug and r.outcome is not SendOutcome.DUPLICATE:
+                log.debug("trigger %s -> %s (%s)", r.trigger_id, r.outcome.value, r.reason or "")
+        for labels, n in counts.items():
+            SENDS.labels(*labels).inc(n)
+
+    def _letter(self, msg: Message, note: DeadLetterNote) -> Record:
+        """The dlq.sends record for ``msg``."""
+        key = msg.key()
         value, headers = dead_letter_record(
-            raw, note.reason, note.error_type, msg.topic(), msg.partition(), msg.offset(),
-            msg.key() if isinstance(msg.key(), bytes) else None,
+            msg.value() or b"", note.reason, note.error_type, msg.topic(), msg.partition(),
+            msg.offset(), key if isinstance(key, bytes) else None,
         )
-        await self.producer.send(self.dlq_topic, value, key=msg.key(), headers=list(headers))
-        SINK_DEAD_LETTERS.labels(note.reason.split(":")[0].split(" ")[0]).inc()
+        return (self.dlq_topic, value, key, list(headers))
 
     # ------------------------------------------------------------------ deferred triggers
 
     async def _pump_deferred(self) -> None:
         """Move due deferred triggers back onto the trigger topic (one instance at a time)."""
         period = self.settings.defer_poll_s
-        while True:
-            await asyncio.sleep(period)
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), period)
+            if self.stopping.is_set():
+                return
             try:
                 if await self.deferred.lead(self.instance, int(period * 3000)):
                     await self._pump_once()

@@ -68,6 +68,11 @@ class SinkSettings(BaseSettings):
         description="longest a fetch waits for new triggers (latency vs. idle fetches)",
     )
     concurrency: int = Field(default=64, ge=1, description="triggers processed at once")
+    batch_size: int = Field(
+        default=200, ge=1, le=2000,
+        description="most triggers handled as one batch (one task, one admission script call, "
+        "one produce flush); also capped by concurrency",
+    )
     max_attempts: int = Field(default=5, ge=1, description="ESP attempts before dead letter")
     backoff_base_s: float = Field(default=0.5, gt=0, description="first retry delay")
     backoff_max_s: float = Field(default=30.0, gt=0, description="longest retry delay")

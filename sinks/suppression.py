@@ -126,6 +126,16 @@ class SuppressionList:
             return None
         return Suppression.decode(raw.decode() if isinstance(raw, bytes) else str(raw))
 
+    async def get_many(self, customer_ids: list[str]) -> list[Suppression | None]:
+        """:meth:`get` for every customer id in one command (``HMGET``)."""
+        if not customer_ids:
+            return []
+        raw = await self.store.exec("hmget", self.key, customer_ids)
+        return [
+            None if v is None else Suppression.decode(v.decode() if isinstance(v, bytes) else v)
+            for v in raw
+        ]
+
     async def apply(self, action: Action) -> bool:
         """Apply one change atomically (an ``all`` suppression is never downgraded)."""
         value = action.suppress.encode() if action.suppress else ""

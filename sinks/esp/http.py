@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 
 from sinks.errors import EspPermanentError, EspTemporaryError
-from sinks.esp.base import EspAdapter
+from sinks.esp.base import EspAdapter, SendAnswer
 from sinks.message import OutgoingEmail
 
 SUBSTITUTION_LIMIT = 10_000
@@ -170,6 +170,46 @@ class HttpAdapter(EspAdapter):
         pending = _Pending(email)
         await self._queue.put(pending)
         return await pending.future
+
+    async def send_many(self, emails: list[OutgoingEmail]) -> list[SendAnswer]:
+        """A whole batch at once, without the collector: up to ``batch_size`` emails per
+        request (emails over the substitution limit alone), the requests in parallel. A request
+        refused as a whole (4xx) is re-sent one email per request."""
+        if self._session is None:
+            await self.start()
+        answers: list[SendAnswer] = ["" for _ in emails]
+        groups: list[list[int]] = []
+        shared: list[int] = []
+        for i, email in enumerate(emails):
+            if self.batch_size <= 1 or not batchable(email):
+                groups.append([i])
+                continue
+            shared.append(i)
+            if len(shared) == self.batch_size:
+                groups.append(shared)
+                shared = []
+        if shared:
+            groups.append(shared)
+        await asyncio.gather(*(self._send_group(emails, g, answers) for g in groups))
+        return answers
+
+    async def _send_group(
+        self, emails: list[OutgoingEmail], group: list[int], answers: list[SendAnswer]
+    ) -> None:
+        try:
+            ids = await self._post([emails[i] for i in group])
+        except EspPermanentError as exc:
+            if len(group) == 1:
+                answers[group[0]] = exc
+                return
+            await asyncio.gather(*(self._send_group(emails, [i], answers) for i in group))
+            return
+        except EspTemporaryError as exc:
+            for i in group:
+                answers[i] = exc
+            return
+        for i, msg_id in zip(group, ids, strict=True):
+            answers[i] = msg_id
 
     async def _collect(self) -> None:
         """Group queued emails into batches and post each batch in its own task."""
