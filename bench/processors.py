@@ -7,13 +7,19 @@ Decoding is excluded (events are built before timing). Each event is timed on it
 (``perf_counter_ns``); the same run times a naive baseline (a pydantic-model state updated by
 dump-update-validate per event, without any persona/trigger logic) on the same events for a
 ratio, and a calibration workload (``sum(range(1000))``, best of 20) that shows how fast or
-loaded the machine was. Results are medians over ``--repeat`` runs. The last line is one
-JSON object.
+loaded the machine was. Results are medians over ``--repeat`` runs (``apply_us_p50_runs``
+lists each run's p50). The last line is one JSON object.
+
+Noise-free instruction counts of one class of events (see :func:`replay`)::
+
+    PYTHONHASHSEED=0 valgrind --tool=cachegrind --cache-sim=no \
+        python -m bench.processors --replay "Product Viewed:nomove" [--setup-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import statistics
@@ -272,6 +278,49 @@ def digest(evs: list[Any]) -> str:
     return h.hexdigest()[:16]
 
 
+def replay_pairs(evs: list[Any], selected: str, start: int, count: int
+                 ) -> tuple[Engine, list[tuple[bytes, str, Any, InputRef]]]:
+    """(encoded state before, key, event, ref) for the events of ``selected`` (an input type,
+    optionally ``:move`` or ``:nomove``, or ``all``) among ``evs[start:count]``, with the
+    states ``evs[:count]`` applied in stream order give them."""
+    engine = Engine()
+    etype, _, moving = selected.partition(":")
+    states: dict[str, Any] = {}
+    offsets: dict[str, int] = defaultdict(int)
+    pairs = []
+    for i, ev in enumerate(evs[:count]):
+        key = ev.customer_id or ev.anonymous_id
+        topic = EVENT_TOPIC[ev.type].name
+        offsets[topic] += 1
+        ref = InputRef(topic, 3, offsets[topic])
+        before = encode_state(states[key]) if key in states else b""
+        out = engine.apply(states.get(key), key, ev, ref, 0.0)
+        states[key] = out.state
+        # kept: an existing customer's event of the class, that moves a persona if ":move",
+        # that does not if ":nomove"
+        if i >= start and before and etype in ("all", ev.type) and (
+            not moving or (moving == "move") == bool(out.transitions)
+        ):
+            pairs.append((before, key, ev, ref))
+    return engine, pairs
+
+
+def replay(evs: list[Any], selected: str, setup_only: bool) -> int:
+    """Apply the ``selected`` events among events 10 000-19 999 to decoded copies of the
+    states they met in the stream, once, untimed: run it under
+    ``valgrind --tool=cachegrind`` with and without ``setup_only`` (and PYTHONHASHSEED=0);
+    the difference of the instruction counts divided by the count printed is a noise-free
+    cost per event of that class."""
+    engine, pairs = replay_pairs(evs, selected, 10_000, 20_000)
+    copies = [decode_state(before) for before, *_ in pairs]
+    gc.collect()
+    gc.freeze()  # the setup's heap is not traversed again: collections cost what applies add
+    if not setup_only:
+        for state, (_, key, ev, ref) in zip(copies, pairs, strict=True):
+            engine.apply(state, key, ev, ref, 0.0)
+    return len(pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=2000)
@@ -279,8 +328,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--digest", action="store_true",
                         help="print the output digest (see digest()) instead of timing")
+    parser.add_argument("--replay", metavar="TYPE[:move|:nomove]",
+                        help="apply one class of events once, untimed (see replay())")
+    parser.add_argument("--setup-only", action="store_true",
+                        help="with --replay: everything but the applies")
     args = parser.parse_args()
     evs, source = events(args.customers, args.events)
+    if args.replay:
+        count = replay(evs, args.replay, args.setup_only)
+        print(json.dumps({"replay": args.replay, "events": count,
+                          "setup_only": args.setup_only}))
+        return
     if args.digest:
         value = digest(evs)
         print(f"digest of {len(evs)} events from {source}: {value}")
@@ -296,7 +354,9 @@ def main() -> None:
               f"{result['apply_us_p99']:.1f} us, baseline p50 {result['baseline_us_p50']:.2f} us,"
               f" due p50 {result['due_us_p50']:.2f} us, state p50 "
               f"{result['state_bytes_p50']:.0f} B")
-    summary = {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
+    summary: dict[str, Any] = {
+        key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
+    summary["apply_us_p50_runs"] = [round(r["apply_us_p50"], 2) for r in runs]
     summary["events"] = len(evs)
     summary["repeat"] = args.repeat
     print(json.dumps(summary))

@@ -154,8 +154,37 @@ def _both(a: Getter, b: Getter) -> Getter:
     return lambda ctx: a(ctx) and b(ctx)
 
 
+def _all3(a: Getter, b: Getter, c: Getter) -> Getter:
+    return lambda ctx: a(ctx) and b(ctx) and c(ctx)
+
+
 def _either(a: Getter, b: Getter) -> Getter:
     return lambda ctx: a(ctx) or b(ctx)
+
+
+def _any3(a: Getter, b: Getter, c: Getter) -> Getter:
+    return lambda ctx: a(ctx) or b(ctx) or c(ctx)
+
+
+def _ordered_facts(op: Callable[[Any, Any], Any], left: Getter, right: Getter) -> Getter:
+    """``left op right`` for an ordering ``op`` as one closure (as ``_ordered(op)``: false
+    when either side is null or the two do not compare)."""
+
+    def test(ctx: Any) -> bool:
+        a = left(ctx)
+        b = right(ctx)
+        if a is None or b is None:
+            return False
+        try:
+            return bool(op(a, b))
+        except TypeError:
+            return False
+
+    return test
+
+
+_ORDERINGS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 class _Parser:
@@ -201,23 +230,29 @@ class _Parser:
         while self.peek().text == "or" and self.peek().kind == "kw":
             self.take()
             parts.append(self.conj())
-        return self.fold(parts, _either)
+        return self.fold(parts, _either, _any3)
 
     def conj(self) -> Getter:
         parts = [self.neg()]
         while self.peek().text == "and" and self.peek().kind == "kw":
             self.take()
             parts.append(self.neg())
-        return self.fold(parts, _both)
+        return self.fold(parts, _both, _all3)
 
-    def fold(self, parts: list[Getter], pair: Callable[[Getter, Getter], Getter]) -> Getter:
-        """Chain ``parts`` pairwise (short-circuiting, no generator per evaluation)."""
+    def fold(self, parts: list[Getter], pair: Callable[[Getter, Getter], Getter],
+             triple: Callable[[Getter, Getter, Getter], Getter]) -> Getter:
+        """Chain ``parts`` by threes and pairs from the right (short-circuiting in order, no
+        generator per evaluation, as few nested calls as possible)."""
         if len(parts) == 1:
             return parts[0]
         parts = [p if id(p) in self.booleans else _truth(p) for p in parts]
-        node = parts[-1]
-        for part in reversed(parts[:-1]):
-            node = pair(part, node)
+        node = parts.pop()
+        while parts:
+            if len(parts) >= 2:
+                node = triple(parts[-2], parts[-1], node)
+                del parts[-2:]
+            else:
+                node = pair(parts.pop(), node)
         return self.boolean(node)
 
     def neg(self) -> Getter:
@@ -244,6 +279,8 @@ class _Parser:
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         if op in _FAST and id(right) in self.consts and (numeric or op in ("==", "!=")):
             return self.boolean(_against_constant(op, left, value))
+        if op in _ORDERINGS:
+            return self.boolean(_ordered_facts(_ORDERINGS[op], left, right))
         return self.boolean(lambda ctx: fn(left(ctx), right(ctx)))
 
     def value(self) -> Getter:

@@ -142,9 +142,7 @@ class Engine:
 
     def new_state(self, customer_id: str, now: float = 0.0) -> CustomerState:
         """A fresh state in every dimension's initial persona."""
-        st = CustomerState(customer_id)
-        self.machine.initialise(st, now)
-        return st
+        return self.machine.new_state(customer_id, now)
 
     def ctx(self, st: CustomerState, ev: Any, etype: str, now: float,
             dl: Deadline | None = None) -> Ctx:
@@ -178,19 +176,22 @@ class Engine:
             if ref.offset <= st.watermarks.get(key, -1):
                 return Outcome(st, applied=False)
         out = Outcome(st, [], [], True, [])
-        if st.deadlines and st.deadlines[0].due <= t:
+        deadlines = st.deadlines
+        if deadlines and deadlines[0][0] <= t:  # [0][0]: the earliest Deadline.due
             self._run_due(out, customer_id, t)
         reducer(st, event, int(t), self.rules)
         if not st.persona:
             self.machine.initialise(st, t)
+        cause = event.event_id
         moves, ctx = self.machine.evaluate_input(st, event, etype, t, self._ctx_opts,
-                                                 customer_id, event.event_id)
+                                                 customer_id, cause)
         if moves and ctx is not None:
             out.transitions.extend(moves)
             cands = self.trigger_rules.for_transitions(moves, ctx)
             if cands:
-                self._arbitrate(out, customer_id, t, cands, event.event_id)
-        if st.deadlines and st.deadlines[0].due <= t:
+                self._arbitrate(out, customer_id, t, cands, cause)
+        deadlines = st.deadlines  # reducers and firings may rebind the list
+        if deadlines and deadlines[0][0] <= t:
             self._run_due(out, customer_id, t)
         if ref is not None:
             st.watermarks[key] = ref.offset

@@ -99,10 +99,17 @@ def _recent_views(c: Ctx, category: str | None = None, product: str | None = Non
 
 
 def _category_views(c: Ctx) -> int:
-    if c.cat_views < 0:
+    n = c.cat_views
+    if n < 0:  # _recent_views(c, category=...), inlined: this runs on most product views
         category = category_of(c.ev)
-        c.cat_views = _recent_views(c, category=category) if category else 0
-    return c.cat_views
+        n = 0
+        if category:
+            since = c.now - c.recent
+            for v in c.st.views:
+                if v[2] == category and v[4] >= since:
+                    n += 1
+        c.cat_views = n
+    return n
 
 
 def _interest_views(c: Ctx) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from processors.facts import GETTERS, Ctx, category_of, fact_values
+from processors.facts import GETTERS, Ctx, fact_values
 from processors.ruleset import DIMENSIONS, RuleSet, Transition, _placeholders
 from processors.state import Change, CustomerState
 from schemas.models import PersonaTransition
@@ -53,7 +53,7 @@ _UNCOMPILED: Any = object()
 
 def _event_target(tr: Transition) -> Callable[[Any], str | None] | None:
     """``tr``'s target as a function of the input event alone (a constant, or a template
-    of ``event.category`` filled as :meth:`Machine._target` fills it), or None."""
+    of ``event.category`` filled as :meth:`Transition.target` fills it), or None."""
     names = _placeholders(tr.to)
     if not names:
         const = tr.to
@@ -61,16 +61,62 @@ def _event_target(tr: Transition) -> Callable[[Any], str | None] | None:
     if names != ("event.category",) or tr.to.count("{") != 1:
         return None
     head, _, rest = tr.to.partition("{event.category}")
+    filled: dict[str, str] = {}  # category -> target: the same string object every time
 
     def fill(ev: Any) -> str | None:
-        value = category_of(ev)
-        return None if value is None or value == "" else f"{head}{value}{rest}"
+        # category_of(ev), inlined: this runs on every product view
+        product = getattr(ev, "product", None)
+        value = product.category if product is not None else getattr(ev, "category", None)
+        if not value:
+            return None
+        target = filled.get(value)
+        if target is None:
+            target = f"{head}{value}{rest}"
+            if len(filled) < _CACHE_MAX:
+                filled[value] = target
+        return target
 
     return fill
 
 
+Entry = tuple[tuple[Transition, ...], Callable[[Any], str | None] | None]
+"""The transitions that may leave a state on an input type, by priority, and (when there is
+exactly one) its target as a function of the input event, if it is one (see
+:func:`_event_target`)."""
+Plan = tuple[tuple[str, str, dict[str | None, Entry]], ...]
+"""Per input type: (dimension, state attribute, current state -> :data:`Entry`) for each
+dimension with a transition listening to that type (built on first use)."""
+_NO_OPTS: tuple[float, ...] = ()
+
+
+def _ctx_target(tr: Transition) -> Callable[[Ctx], str | None]:
+    """``tr``'s target as a function of the guard context: a constant, a one-fact template
+    (filled as :meth:`Transition.target` fills it), or :meth:`Transition.target` itself."""
+    names = _placeholders(tr.to)
+    if not names:
+        const = tr.to
+        return lambda _ctx: const
+    if len(names) == 1 and tr.to.count("{") == 1:
+        head, _, rest = tr.to.partition("{" + names[0] + "}")
+        getter = GETTERS[names[0]]
+
+        def fill(c: Ctx) -> str | None:
+            value = getter(c)
+            return None if value is None or value == "" else f"{head}{value}{rest}"
+
+        return fill
+    return tr.target
+
+
 class Machine:
-    """Compiled persona machine for one rule set."""
+    """Compiled persona machine for one rule set.
+
+    Per input type the machine keeps a plan (see :data:`Plan`): the dimensions that listen to
+    that type, each with its candidate transitions by current state, so an input costs one
+    dict lookup per listening dimension and nothing for the others. Targets are compiled once
+    per transition; a target that depends on the input event alone (a constant, or an
+    ``{event.category}`` template) is filled before any guard context exists.
+    """
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
@@ -80,10 +126,23 @@ class Machine:
             self._by_dim[tr.dimension].append(tr)
         self._cache: dict[tuple[str, str | None, str], tuple[Transition, ...]] = {}
         self._max_chain = rules.settings.max_chain
-        self._dims_for: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._plans: dict[str, Plan] = {}
+        self._planned = 0  # (dimension, state) entries held by the plans
         self._accepted: dict[tuple[str, str], bool] = {}
-        self._targets: dict[str, Callable[[Ctx], str | None]] = {}
-        self._ev_targets: dict[str, Callable[[Any], str | None] | None] = {}
+        self._targets: dict[str, Callable[[Ctx], str | None]] = {
+            tr.id: _ctx_target(tr) for tr in rules.transitions}
+        self._ev_targets: dict[str, Callable[[Any], str | None] | None] = {
+            tr.id: _event_target(tr) for tr in rules.transitions}
+
+    def new_state(self, customer_id: str, now: float) -> CustomerState:
+        """A fresh state in every dimension's initial state at ``now`` (as
+        :meth:`initialise` on an empty state, in one construction)."""
+        at = int(now)
+        dims = self.rules.dimensions
+        return CustomerState(
+            customer_id, persona=dims["lifecycle"].initial, persona_at=at,
+            interest=dims["interest"].initial, interest_at=at,
+            journey=dims["journey"].initial, journey_at=at)
 
     def initialise(self, st: CustomerState, now: float) -> None:
         """Put a state without personas into each dimension's initial state (no record)."""
@@ -109,71 +168,96 @@ class Machine:
     def evaluate(self, st: CustomerState, ctx: Ctx, customer_id: str,
                  cause: str | None) -> list[PersonaTransition]:
         """Apply every transition whose guard holds; return the records (may be empty)."""
-        return self._run(st, ctx.etype, ctx, None, customer_id, cause)[0]
+        return self.evaluate_input(st, ctx.ev, ctx.etype, ctx.now, _NO_OPTS, customer_id,
+                                   cause, ctx)[0]
 
-    def evaluate_input(self, st: CustomerState, ev: Any, etype: str, now: float,
-                       opts: tuple[float, float, float], customer_id: str,
-                       cause: str | None) -> tuple[list[PersonaTransition], Ctx | None]:
-        """Like :meth:`evaluate` for an input event; the guard context (``Ctx(st, ev, etype,
-        now, None, *opts)``) is only built when a transition may leave a current state, and
-        returned (None when none could) for the trigger rules."""
-        return self._run(st, etype, None, (ev, now, opts), customer_id, cause)
-
-    def _dims(self, etype: str) -> tuple[tuple[str, str], ...]:
-        """(dimension, state attribute) pairs with a transition listening to ``etype``."""
-        dims = self._dims_for.get(etype)
-        if dims is None:
-            dims = self._dims_for[etype] = tuple(
-                (dim, attr) for dim, attr in _DIM_ATTRS
+    def plan(self, etype: str) -> Plan:
+        """The plan of input type ``etype`` (see :data:`Plan`)."""
+        plan = self._plans.get(etype)
+        if plan is None:
+            plan = self._plans[etype] = tuple(
+                (dim, attr, {}) for dim, attr in _DIM_ATTRS
                 if any(t.events is None or etype in t.events for t in self._by_dim[dim])
             )
-        return dims
+        return plan
 
-    def _run(self, st: CustomerState, etype: str, ctx: Ctx | None,
-             lazy: tuple[Any, float, tuple[float, float, float]] | None, customer_id: str,
-             cause: str | None) -> tuple[list[PersonaTransition], Ctx | None]:
+    def _entry(self, by_state: dict[str | None, Entry], dim: str, state: str | None,
+               etype: str) -> Entry:
+        """The plan entry of ``state`` (see :data:`Entry`), remembered in ``by_state``."""
+        cands = self.candidates(dim, state, etype)
+        fill = self._ev_targets[cands[0].id] if len(cands) == 1 else None
+        entry = (cands, fill)
+        if self._planned < _CACHE_MAX:
+            by_state[state] = entry
+            self._planned += 1
+        return entry
+
+    def evaluate_input(self, st: CustomerState, ev: Any, etype: str, now: float,
+                       opts: tuple[float, ...], customer_id: str, cause: str | None,
+                       ctx: Ctx | None = None) -> tuple[list[PersonaTransition], Ctx | None]:
+        """Like :meth:`evaluate` for an input event: per listening dimension, up to
+        ``max_chain`` steps (see :meth:`_step`). Without a ``ctx``, the guard context
+        (``Ctx(st, ev, etype, now, None, *opts)``) is only built when a guard or a
+        context-dependent target must be read, and returned (None when nothing could move)
+        for the trigger rules."""
         out: list[PersonaTransition] = []
-        cache = self._cache
-        dims = self._dims_for.get(etype)
-        for dim, attr in self._dims(etype) if dims is None else dims:
-            for _ in range(self._max_chain):
+        plan = self._plans.get(etype)
+        for dim, attr, by_state in self.plan(etype) if plan is None else plan:
+            steps = self._max_chain
+            while steps:
                 current = getattr(st, attr)
-                cands = cache.get((dim, current, etype))
-                if cands is None:
-                    cands = self.candidates(dim, current, etype)
+                cands, fill = by_state.get(current) or self._entry(by_state, dim, current, etype)
                 if not cands:
                     break
-                if ctx is None and lazy is not None:
-                    if len(cands) == 1 and self._stays(cands[0], lazy[0], current):
-                        break  # as _step() would decide, without building a context
-                    ctx = Ctx(st, lazy[0], etype, lazy[1], None, *lazy[2])
-                assert ctx is not None
-                moved = self._step(st, ctx, dim, current, cands, customer_id, cause)
+                known = None
+                if fill is not None:  # one candidate, its target from the input alone
+                    known = fill(ev)
+                    if known is None or known == current:
+                        break  # "no move", as _step() would decide, without a context
+                if ctx is None:
+                    ctx = Ctx(st, ev, etype, now, None, *opts)
+                if known is not None:  # the one candidate, as _step() would try it
+                    tr = cands[0]
+                    if tr.guard is not None and not tr.guard.test(ctx):
+                        break
+                    moved = self._take(st, ctx, dim, tr, known, customer_id, cause)
+                else:
+                    moved = self._step(st, ctx, dim, current, cands, customer_id, cause)
                 if moved is None:
                     break
                 out.append(moved)
+                steps -= 1
         return out, ctx
 
     def _step(self, st: CustomerState, ctx: Ctx, dim: str, current: str | None,
               cands: tuple[Transition, ...], customer_id: str,
               cause: str | None) -> PersonaTransition | None:
+        """The first candidate whose target differs from ``current`` and whose guard holds
+        moves ``st`` (see :meth:`_take`)."""
         targets = self._targets
         for tr in cands:
             # the target first (cheap, no side effects): staying put needs no guard
-            target = targets[tr.id](ctx) if tr.id in targets else self._target(tr, ctx)
+            target = targets[tr.id](ctx)
             if target is None or target == current:
                 continue
             if tr.guard is not None and not tr.guard.test(ctx):
                 continue
-            if not self._accepts(dim, target):
-                continue
-            facts = fact_values(tr.guard.facts, ctx) if tr.guard else {}
-            facts.setdefault("event.type", ctx.etype)
-            moved = self.move(st, dim, target, tr.id, tr.version, facts, customer_id,
-                              ctx.now, cause)
-            ctx.forget()  # persona facts changed
-            return moved
+            moved = self._take(st, ctx, dim, tr, target, customer_id, cause)
+            if moved is not None:
+                return moved
         return None
+
+    def _take(self, st: CustomerState, ctx: Ctx, dim: str, tr: Transition, target: str,
+              customer_id: str, cause: str | None) -> PersonaTransition | None:
+        """Move ``st`` by ``tr`` (its guard holds) to ``target`` and return the record with
+        the facts the guard read; None when ``dim`` does not declare ``target``."""
+        if not self._accepts(dim, target):
+            return None
+        facts = fact_values(tr.guard.facts, ctx) if tr.guard else {}
+        facts.setdefault("event.type", ctx.etype)
+        moved = self.move(st, dim, target, tr.id, tr.version, facts, customer_id, ctx.now, cause)
+        ctx.forget()  # persona facts changed
+        return moved
 
     def _stays(self, tr: Transition, ev: Any, current: str | None) -> bool:
         """Whether ``tr`` certainly leaves ``current`` unchanged on input ``ev`` because its
@@ -186,25 +270,6 @@ class Machine:
             return False
         target = fill(ev)
         return target is None or target == current
-
-    def _target(self, tr: Transition, ctx: Ctx) -> str | None:
-        """Compile ``tr``'s target once (a constant, or a one-fact template) and apply it."""
-        names = _placeholders(tr.to)
-        if not names:
-            const = tr.to
-            self._targets[tr.id] = lambda _ctx: const
-        elif len(names) == 1 and tr.to.count("{") == 1:
-            head, _, rest = tr.to.partition("{" + names[0] + "}")
-            getter = GETTERS[names[0]]
-
-            def fill(c: Ctx) -> str | None:
-                value = getter(c)
-                return None if value is None or value == "" else f"{head}{value}{rest}"
-
-            self._targets[tr.id] = fill
-        else:
-            self._targets[tr.id] = tr.target
-        return self._targets[tr.id](ctx)
 
     def _accepts(self, dim: str, target: str) -> bool:
         """Whether ``dim`` declares ``target`` (remembered: targets repeat)."""

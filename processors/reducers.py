@@ -24,11 +24,12 @@ NAME_MAX = 60  # product names are cut to this length in state (tokens, not the 
 
 def touch(st: CustomerState, t: int, rules: RuleSet) -> None:
     """Record activity at ``t``: first/last seen, sessions, the inactivity sequence."""
-    if not st.first_seen or t < st.first_seen:
+    first, last = st.first_seen, st.last_seen
+    if not first or t < first:
         st.first_seen = t
-    if st.sessions == 0 or t - st.last_seen > rules.settings.session_gap:
+    if st.sessions == 0 or t - last > rules.settings.session_gap:
         st.sessions += 1
-    if t > st.last_seen:
+    if t > last:
         st.last_seen = t
     for d in st.deadlines:  # the inactivity sequence re-bases itself lazily when it fires
         if d[1] == "inactivity":  # Deadline.source (index: this runs on every event)
@@ -39,19 +40,21 @@ def touch(st: CustomerState, t: int, rules: RuleSet) -> None:
 def _affinity(st: CustomerState, category: str, t: int, kind: str, rules: RuleSet) -> None:
     if not category:
         return
-    half = rules.settings.affinity_half_life
-    old = st.affinity.get(category)
+    points = AFFINITY_POINTS[kind]
+    affinity = st.affinity
+    old = affinity.get(category)
     if old is None:
-        st.affinity[category] = (AFFINITY_POINTS[kind], t)
+        affinity[category] = (points, t)
     elif old[1] >= t:  # same second (or late data): no decay to apply
-        st.affinity[category] = (round(old[0] + AFFINITY_POINTS[kind], 2), old[1])
+        affinity[category] = (round(old[0] + points, 2), old[1])
     else:  # bump(), inlined: this runs for most events
-        score = old[0] * 0.5 ** ((t - old[1]) / half) + AFFINITY_POINTS[kind]
-        st.affinity[category] = (round(score, 2), t)
+        half = rules.settings.affinity_half_life
+        affinity[category] = (round(old[0] * 0.5 ** ((t - old[1]) / half) + points, 2), t)
         return
-    if len(st.affinity) > rules.settings.limits.affinity:
-        weakest = min(st.affinity, key=lambda c: (decay(*st.affinity[c], t, half), c))
-        del st.affinity[weakest]
+    if len(affinity) > rules.settings.limits.affinity:
+        half = rules.settings.affinity_half_life
+        weakest = min(affinity, key=lambda c: (decay(*affinity[c], t, half), c))
+        del affinity[weakest]
 
 
 def _item(p: Any, quantity: int | None = None) -> Item:
