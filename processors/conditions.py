@@ -166,27 +166,6 @@ def _any3(a: Getter, b: Getter, c: Getter) -> Getter:
     return lambda ctx: a(ctx) or b(ctx) or c(ctx)
 
 
-def _ordered_facts(op: Callable[[Any, Any], Any], left: Getter, right: Getter) -> Getter:
-    """``left op right`` for an ordering ``op`` as one closure (as ``_ordered(op)``: false
-    when either side is null or the two do not compare)."""
-
-    def test(ctx: Any) -> bool:
-        a = left(ctx)
-        b = right(ctx)
-        if a is None or b is None:
-            return False
-        try:
-            return bool(op(a, b))
-        except TypeError:
-            return False
-
-    return test
-
-
-_ORDERINGS: dict[str, Callable[[Any, Any], Any]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-
-
 class _Parser:
     def __init__(self, text: str, facts: Mapping[str, Getter]) -> None:
         self.toks = _tokenize(text)
@@ -279,8 +258,6 @@ class _Parser:
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         if op in _FAST and id(right) in self.consts and (numeric or op in ("==", "!=")):
             return self.boolean(_against_constant(op, left, value))
-        if op in _ORDERINGS:
-            return self.boolean(_ordered_facts(_ORDERINGS[op], left, right))
         return self.boolean(lambda ctx: fn(left(ctx), right(ctx)))
 
     def value(self) -> Getter:
