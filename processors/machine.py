@@ -48,7 +48,6 @@ def utc(ts: float) -> datetime:
     return value
 
 
-_UNCOMPILED: Any = object()
 
 
 def _event_target(tr: Transition) -> Callable[[Any], str | None] | None:
@@ -124,7 +123,6 @@ class Machine:
         order = sorted(enumerate(rules.transitions), key=lambda it: (-it[1].priority, it[0]))
         for _, tr in order:
             self._by_dim[tr.dimension].append(tr)
-        self._cache: dict[tuple[str, str | None, str], tuple[Transition, ...]] = {}
         self._max_chain = rules.settings.max_chain
         self._plans: dict[str, Plan] = {}
         self._planned = 0  # (dimension, state) entries held by the plans
@@ -153,17 +151,12 @@ class Machine:
                 setattr(st, at_attr, int(now))
 
     def candidates(self, dim: str, state: str | None, etype: str) -> tuple[Transition, ...]:
-        """Transitions of ``dim`` that may leave ``state`` on an input of type ``etype``."""
-        key = (dim, state, etype)
-        found = self._cache.get(key)
-        if found is None:
-            found = tuple(
-                tr for tr in self._by_dim[dim]
-                if (tr.events is None or etype in tr.events) and tr.applies_from(state)
-            )
-            if len(self._cache) < _CACHE_MAX:
-                self._cache[key] = found
-        return found
+        """Transitions of ``dim`` that may leave ``state`` on an input of type ``etype`` (the
+        plans remember them: see :meth:`_entry`)."""
+        return tuple(
+            tr for tr in self._by_dim[dim]
+            if (tr.events is None or etype in tr.events) and tr.applies_from(state)
+        )
 
     def evaluate(self, st: CustomerState, ctx: Ctx, customer_id: str,
                  cause: str | None) -> list[PersonaTransition]:
@@ -258,18 +251,6 @@ class Machine:
         moved = self.move(st, dim, target, tr.id, tr.version, facts, customer_id, ctx.now, cause)
         ctx.forget()  # persona facts changed
         return moved
-
-    def _stays(self, tr: Transition, ev: Any, current: str | None) -> bool:
-        """Whether ``tr`` certainly leaves ``current`` unchanged on input ``ev`` because its
-        target (a constant or an ``{event.category}`` template) is empty or ``current``.
-        False when the target needs more than the event (then the guard context decides)."""
-        fill = self._ev_targets.get(tr.id, _UNCOMPILED)
-        if fill is _UNCOMPILED:
-            fill = self._ev_targets[tr.id] = _event_target(tr)
-        if fill is None:
-            return False
-        target = fill(ev)
-        return target is None or target == current
 
     def _accepts(self, dim: str, target: str) -> bool:
         """Whether ``dim`` declares ``target`` (remembered: targets repeat)."""
