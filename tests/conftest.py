@@ -25,7 +25,7 @@ import gc
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -180,3 +180,25 @@ def consume(kafka_bootstrap: str, unique: str) -> Callable[..., list[Message]]:
         return got
 
     return read
+
+
+@pytest.fixture
+def env(
+    kafka_bootstrap: str, redis_url: str, unique: str, make_topics: Callable[..., dict[str, str]]
+) -> object:
+    """The sink tests' environment (topics of a fresh prefix, the session broker and Redis);
+    a module that needs another kind of ``env`` defines its own."""
+    from sinks.harness import Env
+
+    return Env(kafka_bootstrap, redis_url, unique, make_topics(unique))
+
+
+@pytest.fixture
+async def esp() -> AsyncIterator[object]:
+    """A local SendGrid-shaped HTTP ESP on a free loopback port."""
+    from sinks.devservers import LocalHttpEsp
+
+    server = LocalHttpEsp()
+    await server.start()
+    yield server
+    await server.stop()

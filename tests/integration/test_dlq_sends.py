@@ -12,13 +12,8 @@ import redis
 
 from personaflow import dlq
 from schemas.models import SendOutcome
-from sinks.harness import Env, make_trigger, produce, read_results, running_sink
+from sinks.harness import make_trigger, produce, read_results, running_sink
 from sinks.store import Store
-
-
-@pytest.fixture
-def env(kafka_bootstrap, redis_url, unique, make_topics):
-    return Env(kafka_bootstrap, redis_url, unique, make_topics(unique))
 
 
 async def _results(env, want):

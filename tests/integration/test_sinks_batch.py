@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.models import SendOutcome
-from sinks.devservers import LocalHttpEsp
 from sinks.harness import Env, make_trigger, produce, read_results, running_sink
 from sinks.suppression import Scope
 
@@ -19,14 +18,6 @@ from sinks.suppression import Scope
 @pytest.fixture
 def env(kafka_bootstrap, redis_url, unique, make_topics):
     return Env(kafka_bootstrap, redis_url, unique, make_topics(unique, 1))
-
-
-@pytest.fixture
-async def esp():
-    server = LocalHttpEsp()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def _results(env, want):

@@ -8,18 +8,11 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from schemas.models import SendOutcome
 from sinks.devservers import CaptureSmtp, LocalHttpEsp
-from sinks.harness import Env, make_trigger, produce, read_results, spawn_sink
+from sinks.harness import make_trigger, produce, read_results, spawn_sink
 
 N = 5
-
-
-@pytest.fixture
-def env(kafka_bootstrap, redis_url, unique, make_topics):
-    return Env(kafka_bootstrap, redis_url, unique, make_topics(unique))
 
 
 def _wait_exit(proc: subprocess.Popen, timeout: float) -> int | None:

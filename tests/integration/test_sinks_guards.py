@@ -7,17 +7,10 @@ import asyncio
 import shutil
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from schemas.deadletter import parse_headers
 from schemas.models import SendOutcome
-from sinks.harness import Env, make_trigger, produce, read_results, read_topic, running_sink
+from sinks.harness import make_trigger, produce, read_results, read_topic, running_sink
 from sinks.settings import TEMPLATES_DIR
-
-
-@pytest.fixture
-def env(kafka_bootstrap, redis_url, unique, make_topics):
-    return Env(kafka_bootstrap, redis_url, unique, make_topics(unique))
 
 
 async def _results(env, want, timeout=30):

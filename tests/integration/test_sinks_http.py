@@ -10,7 +10,7 @@ import pytest
 from schemas.deadletter import parse_headers
 from schemas.models import SendOutcome
 from sinks.devservers import LocalHttpEsp
-from sinks.harness import Env, make_trigger, produce, read_results, read_topic, running_sink
+from sinks.harness import make_trigger, produce, read_results, read_topic, running_sink
 
 
 @pytest.fixture
@@ -19,11 +19,6 @@ async def esp():
     await server.start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-def env(kafka_bootstrap, redis_url, unique, make_topics):
-    return Env(kafka_bootstrap, redis_url, unique, make_topics(unique))
 
 
 def _settings(env, esp, **more):

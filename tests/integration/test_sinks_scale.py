@@ -7,19 +7,12 @@ import asyncio
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from schemas.models import SendOutcome
 from sinks.devservers import LocalHttpEsp
-from sinks.harness import Env, make_trigger, produce, read_results, running_sink
+from sinks.harness import make_trigger, produce, read_results, running_sink
 
 CUSTOMERS = 24
 PER_CUSTOMER = 3
-
-
-@pytest.fixture
-def env(kafka_bootstrap, redis_url, unique, make_topics):
-    return Env(kafka_bootstrap, redis_url, unique, make_topics(unique))
 
 
 async def _both_assigned(a, b):

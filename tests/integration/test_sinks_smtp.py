@@ -6,7 +6,7 @@ import pytest
 
 from schemas.models import Product, SendOutcome
 from sinks.devservers import CaptureSmtp
-from sinks.harness import Env, make_trigger, produce, read_results, running_sink
+from sinks.harness import make_trigger, produce, read_results, running_sink
 
 
 @pytest.fixture
@@ -15,11 +15,6 @@ def smtp():
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def env(kafka_bootstrap, redis_url, unique, make_topics):
-    return Env(kafka_bootstrap, redis_url, unique, make_topics(unique))
 
 
 def _by_to(messages):

@@ -20,13 +20,8 @@ from schemas.models import (
     SendOutcome,
 )
 from sinks.devservers import CaptureSmtp
-from sinks.harness import Env, make_trigger, produce, read_results, read_topic, running_sink
+from sinks.harness import make_trigger, produce, read_results, read_topic, running_sink
 from sinks.unsubscribe import make_token
-
-
-@pytest.fixture
-def env(kafka_bootstrap, redis_url, unique, make_topics):
-    return Env(kafka_bootstrap, redis_url, unique, make_topics(unique))
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from schemas.errors import DecodeError
 from sinks.batch import rounds
 from sinks.codec import decode_trigger, decode_trigger_fast
 from sinks.compose import compose
-from sinks.devservers import LocalHttpEsp
 from sinks.errors import EspPermanentError, EspTemporaryError
 from sinks.esp.base import EspAdapter, SendAnswer
 from sinks.esp.http import HttpAdapter
@@ -93,14 +92,6 @@ async def test_batch_retries_only_the_temporary_failures_and_honours_retry_after
     assert ok == Delivery("id-ok", 1) and late == Delivery("id-429", 2)
     assert isinstance(bad, SendFailed) and (bad.reason, bad.attempts) == ("http_400", 1)
     assert isinstance(down, SendFailed) and (down.reason, down.attempts) == ("http_503", 2)
-
-
-@pytest.fixture
-async def esp():
-    server = LocalHttpEsp()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_http_send_many_packs_requests_and_fails_a_rejected_recipient_alone(esp):
