@@ -30,8 +30,24 @@ CaughtUp = Callable[[str, int, int | None], bool]
 wait on the broker (the hold then decides alone)."""
 
 FIRST = float("-inf")
-"""Time of records that are not events (ticks, alias/merge requests, undecodable payloads):
-they are released at once, ahead of the buffered events."""
+"""Time of records that are not events (ticks, merge answers, undecodable payloads): they are
+released at once, ahead of the buffered events."""
+
+
+def header_time(headers: Iterable[tuple[str, bytes]], name: str) -> float:
+    """The epoch-seconds time in header ``name`` (FIRST when absent or malformed).
+
+    An identity ``alias`` request carries the event time of the Identify behind it: buffered
+    in a non-blocking lane at that time, it is released after the anonymous id's partition
+    released its earlier events (the state it hands over is then the state at the Identify,
+    as in replay), and before its later ones."""
+    for key, value in headers:
+        if key == name:
+            try:
+                return float(value)
+            except ValueError:
+                return FIRST
+    return FIRST
 
 
 @dataclass(slots=True)

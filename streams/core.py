@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aiokafka.partitioner import murmur2
+
 from schemas.errors import DecodeError
 from schemas.models import Alias, Envelope, Identify
 from streams import wire
@@ -48,8 +50,10 @@ from streams.records import (
     CAUSE,
     HOPS,
     KIND,
+    LOCAL,
     ORIGIN,
     REQUEST,
+    TIME,
     InRecord,
     OutRecord,
     Space,
@@ -151,6 +155,7 @@ class CustomerProcessor:
         *,
         index: DueIndex | None = None,
         cache_max: int = 100_000,
+        partitions: int | None = None,
     ) -> None:
         self.domain = domain
         self.engine = domain.engine
@@ -161,6 +166,11 @@ class CustomerProcessor:
         self.cache = StateCache(cache_max)
         self.parking = Parking()
         """Records of customers whose identity merge answer is still in flight."""
+        self.partitions = partitions
+        """Partition count of internal.rekeyed. When given, an internal record (forwarded
+        event, alias request, merge answer) whose key lands on the partition that made it is
+        handled in process, right after the record behind it, as replay does: through the
+        topic it could come back after that partition's later events."""
 
     # ------------------------------------------------------------------ batch
 
@@ -180,14 +190,16 @@ class CustomerProcessor:
         try:
             if self._dispatch(batch, record):
                 return  # parked: handled later, after the customer's merge answer
-            batch.done.append(record)
+            if record.offset != LOCAL:
+                batch.done.append(record)
         except DecodeError as exc:
             if exc.retriable:
                 raise RetriableBatchError(exc.reason) from exc
             topic = self.topics.catalogue_name(record.topic)
             batch.tally.decode_errors[(topic, exc.error_type)] += 1
             self._dead_letter(batch, record, exc.reason, exc.error_type)
-            batch.done.append(record)
+            if record.offset != LOCAL:
+                batch.done.append(record)
         except Exception as exc:
             if getattr(exc, "retriable", False):
                 raise RetriableBatchError(f"{type(exc).__name__}") from exc
@@ -201,7 +213,8 @@ class CustomerProcessor:
                 exc_info=not isinstance(exc, ProcessingError),
             )
             self._dead_letter(batch, record, f"processing failed: {reason}", type(exc).__name__)
-            batch.done.append(record)
+            if record.offset != LOCAL:
+                batch.done.append(record)
 
     def _dispatch(self, batch: _Batch, record: InRecord) -> bool:
         """Handle one record; True when it was parked instead."""
@@ -262,7 +275,8 @@ class CustomerProcessor:
         self._collect(outcome, record, outputs, batch.tally)
         requests = self._alias_requests(batch, event, target, now, record)
         batch.outputs.extend(outputs)
-        batch.outputs.extend(requests)
+        for request in requests:
+            self._internal(batch, record, request)
         if outcome.applied:
             batch.tally.events[event.type] += 1  # type: ignore[attr-defined]
             slot.state = outcome.state
@@ -283,7 +297,20 @@ class CustomerProcessor:
         origin = record.header(ORIGIN) or f"{record.topic}/{record.partition}/{record.offset}"
         headers = [(KIND, b"event"), (ORIGIN, origin.encode()), (HOPS, str(hops).encode())]
         value = record.value or b""
-        batch.outputs.append(OutRecord(self.topics.rekeyed, target.encode(), value, headers))
+        out = OutRecord(self.topics.rekeyed, target.encode(), value, headers)
+        self._internal(batch, record, out, record.event)
+
+    def _internal(
+        self, batch: _Batch, record: InRecord, out: OutRecord, event: Any = None
+    ) -> None:
+        """Send ``out`` (an internal.rekeyed record made while handling ``record``); in process
+        when its key lands on ``record``'s own partition (see :attr:`partitions`)."""
+        if self.partitions is None or _partition(out.key, self.partitions) != record.partition:
+            batch.outputs.append(out)
+            return
+        local = InRecord(out.topic, record.partition, LOCAL, out.key, out.value,
+                         record.timestamp, tuple(out.headers), None, event)  # fmt: skip
+        batch.resume.append(local)
 
     def _ref(self, record: InRecord) -> Any:
         """The input reference of a record: where it was first received (forwarding kept)."""
@@ -316,7 +343,8 @@ class CustomerProcessor:
         self.parking.wait(target, anonymous, time.monotonic())  # until the answer is applied
         body = {"customer_id": target, "anonymous_id": anonymous, "at": now}
         body["cause_event_id"] = event.event_id
-        headers = [(KIND, b"alias")]
+        at = repr(event.occurred_at.timestamp()).encode()
+        headers = [(KIND, b"alias"), (TIME, at)]
         return [OutRecord(self.topics.rekeyed, anonymous.encode(), wire.dumps(body), headers)]
 
     # ------------------------------------------------------------------ identity
@@ -338,7 +366,8 @@ class CustomerProcessor:
         # always answered, empty when there is no anonymous state: the customer's records
         # are parked until the answer is applied (see streams/parking.py)
         value = b"" if slot.state is None else self.domain.encode_state(slot.state)
-        batch.outputs.append(OutRecord(self.topics.rekeyed, customer.encode(), value, headers))
+        answer = OutRecord(self.topics.rekeyed, customer.encode(), value, headers)
+        self._internal(batch, record, answer)
         if slot.state is not None:
             slot.state = None
             slot.dirty = True
@@ -462,3 +491,10 @@ class CustomerProcessor:
     def invalidate(self) -> None:
         """Forget cached states (after a rebalance: another worker may have changed them)."""
         self.cache.clear()
+
+
+def _partition(key: bytes | None, partitions: int) -> int | None:
+    """The partition the producer puts ``key`` on (murmur2, as aiokafka and the Java client)."""
+    if key is None:
+        return None
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions

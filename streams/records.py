@@ -19,6 +19,15 @@ ANON = "pf-anon"
 REQUEST = "pf-req"
 CAUSE = "pf-cause"
 AT = "pf-at"
+TIME = "pf-time"
+"""Header of an ``alias`` request: the event time (epoch seconds) of the Identify/Alias behind
+it. With alignment on, the anonymous id's partition releases the request at that time, after
+its own earlier events (so the state it hands over is the state at the Identify, as in
+replay)."""
+
+LOCAL = -1
+"""Offset of an internal record handled in process (its target is the partition that made it):
+never produced, never consumed, never acknowledged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,12 @@ from typing import Any
 
 from schemas.errors import DecodeError
 from streams import metrics, wire
-from streams.align import FIRST, Aligner
+from streams.align import FIRST, Aligner, header_time
 from streams.clock import Clock
 from streams.core import CustomerProcessor, RetriableBatchError
 from streams.domain import Domain, persona_of
 from streams.faust_tables import FaustTables
-from streams.records import KIND, InRecord, OutRecord, Write
+from streams.records import KIND, TIME, InRecord, OutRecord, Write
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.wire import dumps
@@ -55,7 +55,12 @@ class StreamWorker:
         self.tables = tables
         self.topics = TopicNames(settings.topic_prefix)
         self.processor = CustomerProcessor(
-            domain, self.topics, clock, tables, cache_max=settings.cache_max_customers
+            domain,
+            self.topics,
+            clock,
+            tables,
+            cache_max=settings.cache_max_customers,
+            partitions=settings.partitions,
         )
         self.index = self.processor.index
         self._indexed: frozenset[int] | None = None
@@ -177,7 +182,8 @@ class StreamWorker:
     def _timed(self, event: Any) -> tuple[InRecord, float]:
         """The record of a fetched message with its decoded event attached (decoded once,
         here), and its event time (FIRST when it is not an event or cannot be decoded: it goes
-        at once and the processor handles it)."""
+        at once and the processor handles it). An alias request goes at the time of the
+        Identify behind it, after the anonymous id's earlier events."""
         message = getattr(event, "message", event)
         topic, value = message.topic, message.value
         headers = _headers(message)
@@ -189,6 +195,8 @@ class StreamWorker:
                 at = decoded.occurred_at.timestamp()
             except DecodeError:
                 decoded = None
+        elif role == "rekeyed" and (KIND, b"alias") in headers:
+            at = header_time(headers, TIME)
         record = InRecord(topic, message.partition, message.offset, message.key, value,
                           message.timestamp or 0.0, headers, message, decoded)  # fmt: skip
         return record, at

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.align import FIRST, Aligner
+from streams.align import FIRST, Aligner, header_time
 from streams.dueindex import DueIndex
 
 TOPICS = ("site", "cart", "purchase")
@@ -118,3 +118,91 @@ def test_pop_due_within_respects_each_partitions_bound() -> None:
     index.update("c", 2, 5.0, None)
     assert index.pop_due_within({0: 20.0, 1: 5.0}, 0.0, 60.0) == [("a", 10.0)]
     assert index.pop_due_within({1: 10.0}, 0.0, 60.0) == [("b", 10.0)]
+
+
+# -------------------------------------------- timed records in a non-blocking lane (alias)
+
+REKEYED = "rekeyed"
+"""A non-blocking lane: identity alias requests there carry the time of their Identify."""
+
+requests = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 50)), max_size=8)
+
+
+def _feed_with_requests(
+    records: list[tuple[str, int, int, float]], asks: list[tuple[int, int]], chunks: list[int]
+) -> dict[int, list]:
+    """As :func:`_feed`, plus timed records in the non-blocking lane, each arriving at a
+    random moment but before its partition fetched anything that sorts after it (the
+    anonymous id's partition is behind the customer's, or level with it)."""
+    aligner: Aligner[tuple[str, int, int]] = Aligner(TOPICS, HOLD)
+    lanes = {(t, p): [r for r in records if r[:2] == (t, p)] for t in TOPICS for p in range(3)}
+    offsets: dict[int, int] = {}
+    pending = []
+    for partition, at in sorted(asks, key=lambda a: a[1]):
+        offsets[partition] = offsets.get(partition, -1) + 1
+        pending.append((REKEYED, partition, offsets[partition], float(at)))
+    released: dict[int, list] = {}
+    now, i = 0.0, 0
+
+    def ask(record: tuple[str, int, int, float]) -> None:
+        topic, partition, offset, at = record
+        aligner.add(topic, partition, offset, at, (topic, partition, offset), now)
+        pending.remove(record)
+
+    while any(lanes.values()) or pending:
+        if pending and chunks[i % len(chunks)] % 3 == 0:
+            ask(pending[0])  # arrives early
+        busy = [tp for tp, lane in lanes.items() if lane]
+        if busy:
+            tp = busy[chunks[i % len(chunks)] % len(busy)]
+            take = lanes[tp][: 1 + chunks[(i + 1) % len(chunks)] % 4]
+            for due in [r for r in pending if r[1] == tp[1]]:
+                if any((at, topic, offset) > (due[3], due[0], due[2])
+                       for topic, _, offset, at in take):  # fmt: skip
+                    ask(due)  # at the latest before its partition fetches past it
+            for topic, partition, offset, at in take:
+                aligner.add(topic, partition, offset, at, (topic, partition, offset), now)
+            del lanes[tp][: len(take)]
+        elif pending:
+            ask(pending[0])
+        now += 0.001
+        i += 1
+        for at, item in aligner.release(now):
+            released.setdefault(item[1], []).append((at, item[0], item[2]))
+    for at, item in aligner.release(now + HOLD):
+        released.setdefault(item[1], []).append((at, item[0], item[2]))
+    assert len(aligner) == 0
+    return released
+
+
+@given(rows, requests, st.lists(st.integers(0, 100), min_size=2, max_size=10))
+def test_a_timed_request_is_released_at_its_time_whatever_the_arrival_order(
+    data, asks, chunks
+) -> None:
+    records = _records(data)
+    released = _feed_with_requests(records, asks, chunks)
+    for partition in range(3):
+        times = sorted(float(at) for p, at in asks if p == partition)
+        expected = sorted(
+            [(at, t, o) for t, p, o, at in records if p == partition]
+            + [(at, REKEYED, n) for n, at in enumerate(times)]
+        )
+        assert released.get(partition, []) == expected
+
+
+def test_an_alias_request_waits_for_the_anonymous_partitions_earlier_events() -> None:
+    aligner: Aligner[str] = Aligner(("site", "cart"), HOLD)
+    aligner.add("site", 0, 0, 1.0, "view-1", now=0.0)  # the anonymous id's partition is behind
+    aligner.add(REKEYED, 0, 0, 5.0, "alias@5", now=0.0)
+    aligner.add("cart", 0, 0, 3.0, "add-3", now=0.0)
+    assert aligner.release(0.0) == [(1.0, "view-1")]  # not the request: site may bring < 5
+    aligner.add("site", 0, 1, 4.0, "view-4", now=0.1)
+    aligner.add("site", 0, 2, 6.0, "view-6", now=0.1)
+    assert aligner.release(0.1) == [(3.0, "add-3")]  # cart may still bring something < 4
+    assert aligner.release(HOLD) == [(4.0, "view-4"), (5.0, "alias@5"), (6.0, "view-6")]
+
+
+def test_the_time_of_a_request_comes_from_its_header() -> None:
+    assert header_time([("pf-kind", b"alias"), ("pf-time", b"12.5")], "pf-time") == 12.5
+    assert header_time([("pf-kind", b"alias")], "pf-time") == FIRST  # older records: at once
+    assert header_time([("pf-time", b"soon")], "pf-time") == FIRST

@@ -195,3 +195,118 @@ def test_a_forwarded_anonymous_event_applies_to_its_key_without_resolving_again(
     effects = proc.process([record])
     assert not [o for o in effects.outputs if o.topic == "p-internal.rekeyed"]
     assert [w.key for w in effects.writes if w.space == "customers"] == ["c5"]
+
+
+# ---------------------------------------------------------------- internal records in process
+
+PARTS = 4
+
+
+def _keys(same: bool) -> tuple[str, str]:
+    """An anonymous id and a customer id on the same partition (or on different ones)."""
+    from streams.replay import partition_for
+
+    anon = "anon-local"
+    home = partition_for(anon.encode(), PARTS)
+    for n in range(1000):
+        customer = f"cust-{n}"
+        if (partition_for(customer.encode(), PARTS) == home) == same:
+            return anon, customer
+    raise AssertionError("no such key")
+
+
+def _on(partition_of: str, topic: str, offset: int, key: str, value: bytes) -> InRecord:
+    from streams.replay import partition_for
+
+    partition = partition_for(partition_of.encode(), PARTS)
+    return InRecord(f"p-{topic}", partition, offset, key.encode(), value, 1.0)
+
+
+def _story(anon: str, customer: str) -> list[InRecord]:
+    """Anonymous view and cart add, then the Identify, then the customer's next view."""
+    view = ProductViewed(event_id="v", occurred_at=T0, anonymous_id=anon, product=SHOE)
+    add = ProductAdded(event_id="a", occurred_at=T0, anonymous_id=anon, cart_id="k",
+                       product=SHOE)  # fmt: skip
+    hello = Identify(event_id="i", occurred_at=T0, customer_id=customer, anonymous_id=anon,
+                     traits=Traits(email="x@example.com"))  # fmt: skip
+    again = ProductViewed(event_id="v2", occurred_at=T0, customer_id=customer, product=SHOE)
+    return [
+        _on(anon, "events.site", 0, anon, encode_event(view)),
+        _on(anon, "events.cart", 0, anon, encode_event(add)),
+        _on(customer, "events.identity", 0, customer, encode_event(hello)),
+        _on(customer, "events.site", 1, customer, encode_event(again)),
+    ]
+
+
+def test_an_alias_request_carries_the_event_time_of_its_identify(domain: Domain) -> None:
+    from streams.align import header_time
+    from streams.records import TIME
+
+    anon, customer = _keys(same=False)
+    effects = _processor(domain).process(_story(anon, customer)[2:3])
+    (request,) = [o for o in effects.outputs if o.topic == "p-internal.rekeyed"]
+    assert dict(request.headers)[KIND] == b"alias"
+    assert header_time(request.headers, TIME) == T0.timestamp()
+
+
+def test_internal_records_for_the_same_partition_are_handled_in_process(domain: Domain) -> None:
+    anon, customer = _keys(same=True)
+    records = _story(anon, customer)
+    tables = MemoryTables(domain.encode_state)
+    proc = CustomerProcessor(domain, TopicNames("p-"), EventClock(), tables, partitions=PARTS)
+    effects = proc.process(records)
+    tables.apply(effects.writes)
+    # alias request and merge answer never left the process; nothing stays parked, and only
+    # consumed records are acknowledged
+    assert not [o for o in effects.outputs if o.topic == "p-internal.rekeyed"]
+    assert effects.done == records and len(proc.parking) == 0
+    state = domain.decode_state(tables.data["customers"][customer])
+    assert "k" in state.carts and anon not in tables.data["customers"]
+    # the same as the round trip through the topic, as replay does it
+    assert tables.data["customers"] == _through_the_topic(domain, records)
+
+
+def _through_the_topic(domain: Domain, records: list[InRecord]) -> dict[str, bytes]:
+    tables = MemoryTables(domain.encode_state)
+    proc = _processor(domain, tables)
+    queue = list(records)
+    offset = 0
+    while queue:
+        effects = proc.process([queue.pop(0)])
+        tables.apply(effects.writes)
+        for out in effects.outputs:
+            if out.topic == "p-internal.rekeyed":
+                from streams.replay import partition_for
+
+                partition = partition_for(out.key or b"", PARTS)
+                queue.insert(0, InRecord(out.topic, partition, offset, out.key, out.value, 1.0,
+                                         tuple(out.headers)))  # fmt: skip
+                offset += 1
+    return tables.data["customers"]
+
+
+def test_a_forward_to_the_same_partition_applies_in_process(domain: Domain) -> None:
+    anon, customer = _keys(same=True)
+    tables = MemoryTables(domain.encode_state)
+    tables.data["identity"][f"a:{anon}"] = customer.encode()
+    proc = CustomerProcessor(domain, TopicNames("p-"), EventClock(), tables, partitions=PARTS)
+    record = _story(anon, customer)[1]  # the anonymous cart add, after the alias is known
+    effects = proc.process([record])
+    assert not [o for o in effects.outputs if o.topic == "p-internal.rekeyed"]
+    assert effects.done == [record]
+    (write,) = [w for w in effects.writes if w.space == "customers"]
+    assert write.key == customer and write.source.partition == record.partition
+    tables.apply(effects.writes)
+    state = domain.decode_state(tables.data["customers"][customer])
+    # applied under its original reference (input topic, partition, offset)
+    ((source, offset),) = state.watermarks.items()
+    assert source.startswith(f"events.cart:{record.partition}") and offset == 0
+
+
+def test_internal_records_for_another_partition_go_through_the_topic(domain: Domain) -> None:
+    anon, customer = _keys(same=False)
+    tables = MemoryTables(domain.encode_state)
+    tables.data["identity"][f"a:{anon}"] = customer.encode()
+    proc = CustomerProcessor(domain, TopicNames("p-"), EventClock(), tables, partitions=PARTS)
+    (out,) = proc.process([_story(anon, customer)[1]]).outputs
+    assert out.topic == "p-internal.rekeyed" and out.key == customer.encode()
