@@ -8,7 +8,8 @@ Two ways to decode:
 
 - :func:`decode_event` -> a validated pydantic model (every contract rule checked); what
   tools, the sink and tests use.
-- :func:`decode_raw` -> ``(event name, dict)`` straight from fastavro, and
+- :func:`decode_raw` -> ``(event name, dict)`` as fastavro returns it (read by the compiled
+  reader of :mod:`schemas.fastread` when the writer schema is the current one), and
   :func:`model_from_raw` to build the model without re-validation: the fast path of the stream
   workers. Avro already checked every type; only the identity rule (customer or anonymous id)
   is re-checked. Constraints Avro cannot express (non-empty ids, currency codes) are enforced
@@ -20,6 +21,7 @@ Every failure is a typed :class:`schemas.errors.DecodeError` with reason and raw
 from __future__ import annotations
 
 import io
+import struct
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ from schemas.errors import (
     TruncatedPayload,
     ValidationFailed,
 )
+from schemas.fastread import Reader, compile_reader
 from schemas.models import EVENT_TYPES, Envelope
 from schemas.registry import Registry, current_schema, registry_from_env
 
@@ -59,6 +62,8 @@ _IDENTIFIED = frozenset(name for name, cls in EVENT_TYPES.items() if issubclass(
 _JSON_VIA_PYDANTIC = frozenset({"Dead Letter"})  # bytes fields arrive base64 in JSON
 
 Raw = bytes | bytearray | memoryview
+_FAST_FAILURES = (IndexError, ValueError, struct.error, OverflowError, OSError, RecursionError)
+"""What the compiled reader raises on bad bytes (then fastavro decides the error)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class _ReadPlan:
     event_type: str
     writer: Any
     reader: Any | None
+    fast: Reader | None = None
+    """The compiled reader (:mod:`schemas.fastread`) when writer and reader are the same."""
 
 
 class Codec:
@@ -157,7 +164,8 @@ class Codec:
             raise
         reader = current_schema(writer.event_type)
         same = to_parsing_canonical_form(writer.parsed) == to_parsing_canonical_form(reader)
-        plan = _ReadPlan(writer.event_type, writer.parsed, None if same else reader)
+        fast = compile_reader(writer.parsed) if same else None
+        plan = _ReadPlan(writer.event_type, writer.parsed, None if same else reader, fast)
         self._plans[schema_id] = plan
         return plan
 
@@ -174,6 +182,14 @@ def _as_bytes(data: Raw | None) -> bytes:
 
 
 def _read_body(raw: bytes, plan: _ReadPlan) -> dict[str, Any]:
+    if plan.fast is not None:
+        try:
+            record, end = plan.fast(raw, HEADER_SIZE)
+        except _FAST_FAILURES:
+            pass  # fastavro reads it again below and names the error
+        else:
+            if end == len(raw):
+                return record  # type: ignore[no-any-return]  # a record reads to a dict
     body = io.BytesIO(raw)
     body.seek(HEADER_SIZE)
     try:
