@@ -29,8 +29,11 @@ from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, Macro
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import missing
+from markupsafe import Markup
 
 from schemas.models import Product, Trigger
 from sinks.errors import TemplateError
@@ -81,6 +84,8 @@ sandbox's attribute checks (which cost a third of a render)."""
 
 
 _MISSING = object()
+_new_context = Context.__new__
+_new_eval_ctx = EvalContext.__new__
 
 
 class _Sandbox(SandboxedEnvironment):
@@ -111,6 +116,8 @@ class _Sandbox(SandboxedEnvironment):
             if kwargs:
                 kwargs.pop("_block_vars", None)
                 kwargs.pop("_loop_vars", None)
+            if not kwargs and type(__obj) is Macro:
+                return _call_macro(__context, __obj, args)
             try:
                 return __obj(*args, **kwargs)
             except StopIteration:
@@ -133,6 +140,25 @@ class _Sandbox(SandboxedEnvironment):
         if template is None:
             template = self.loaded[key] = super().get_template(name, parent)
         return template
+
+
+def _call_macro(context: Context, macro: Macro, args: tuple[Any, ...]) -> Any:
+    """``macro(*args)`` as :meth:`Macro.__call__` does it for the simple case (positional
+    arguments only, no ``caller``, no ``*varargs`` / ``**kwargs``; missing arguments are passed
+    as ``missing`` so the macro applies its defaults), without its argument juggling; any
+    other call goes through :meth:`Macro.__call__`."""
+    count = macro._argument_count
+    if len(args) > count or macro.caller or macro.catch_kwargs or macro.catch_varargs:
+        return macro(*args)
+    if len(args) < count:
+        args += (missing,) * (count - len(args))
+    try:
+        rv = macro._func(*args)
+    except StopIteration:
+        return context.environment.undefined(
+            "value was undefined because a callable raised a StopIteration exception"
+        )
+    return Markup(rv) if macro._default_autoescape else rv
 
 
 def _money(value: Any, currency: str = "USD") -> str:
@@ -174,6 +200,7 @@ class Renderer:
         self.env.filters["safe_url"] = _safe_url
         self._globals = dict(self.env.globals)
         self._compiled: dict[str, Template] = {}
+        self._prepared: dict[str | None, tuple[Template, bool, frozenset[str]]] = {}
 
     def trigger_types(self) -> list[str]:
         """Trigger types with their own template folder."""
@@ -228,6 +255,33 @@ class Renderer:
             self._flatten(template)
         return template
 
+    def _new_context(self, template: Template, shared: dict[str, Any]) -> Context:
+        """``template.new_context(shared, shared=True)`` built directly: the same attributes
+        (checked by the render tests), without Jinja's chain of helpers and the autoescape
+        callback per part."""
+        prepared = self._prepared.get(template.name)
+        if prepared is None or prepared[0] is not template:
+            prepared = self._prepared[template.name] = self._prepare(template)
+        _, autoescape, globals_keys = prepared
+        eval_ctx = _new_eval_ctx(EvalContext)
+        eval_ctx.environment = self.env
+        eval_ctx.autoescape = autoescape
+        eval_ctx.volatile = False
+        ctx = _new_context(Context)
+        ctx.parent = shared
+        ctx.vars = {}
+        ctx.environment = self.env
+        ctx.eval_ctx = eval_ctx
+        ctx.exported_vars = set()
+        ctx.name = template.name
+        ctx.globals_keys = set(globals_keys)
+        ctx.blocks = {k: [v] for k, v in template.blocks.items()}
+        return ctx
+
+    def _prepare(self, template: Template) -> tuple[Template, bool, frozenset[str]]:
+        autoescape = EvalContext(self.env, template.name).autoescape
+        return template, autoescape, frozenset(template.globals)
+
     @staticmethod
     def _flatten(template: Template) -> None:
         """Jinja keeps a template's globals as a ChainMap and diffs its keys on every
@@ -268,7 +322,7 @@ class Renderer:
             try:
                 template = self._template(name)
                 # shared: the context is ours (globals merged in), not copied per template
-                parts[part] = "".join(template.root_render_func(template.new_context(ctx, True)))
+                parts[part] = "".join(template.root_render_func(self._new_context(template, ctx)))
                 if part in ("subject", "preheader"):
                     ctx[part] = _one_line(parts[part])
             except TemplateNotFound as exc:

@@ -41,6 +41,53 @@ MAX_BATCH = 2000
 _Op = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
 
 
+_UTF8 = ("utf-8", "strict")
+
+
+class _PackInOneJoin:
+    """Connection mixin: commands packed into the Redis protocol with one ``join``.
+
+    redis-py's ``pack_command`` re-joins its growing buffer once per argument (every argument
+    copies up to ``_buffer_cutoff`` bytes: about 3 us per argument), which made packing the
+    batch scripts' arguments ~6% of the sink's loop. The bytes sent are the same; commands
+    with a memoryview or a value over the cutoff take redis-py's own chunked path."""
+
+    _buffer_cutoff: int
+    encoder: Any
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        name = args[0]
+        encoder = self.encoder
+        if not isinstance(name, str) or (encoder.encoding, encoder.encoding_errors) != _UTF8:
+            return super().pack_command(*args)  # type: ignore[misc, no-any-return]
+        head = name.encode().split()
+        cutoff = self._buffer_cutoff
+        pieces = [b"*%d\r\n" % (len(head) + len(args) - 1)]
+        pieces += [b"$%d\r\n%s\r\n" % (len(part), part) for part in head]
+        for arg in args[1:]:
+            kind = type(arg)
+            if kind is str:
+                value = arg.encode()
+            elif kind is int:
+                value = b"%d" % arg
+            elif kind is bytes:
+                value = arg
+            else:  # floats, bools (refused), bytearrays, memoryviews: as redis-py does
+                value = encoder.encode(arg)
+                if isinstance(value, memoryview):
+                    return super().pack_command(*args)  # type: ignore[misc, no-any-return]
+            if len(value) > cutoff:
+                return super().pack_command(*args)  # type: ignore[misc, no-any-return]
+            pieces.append(b"$%d\r\n%s\r\n" % (len(value), value))
+        return [b"".join(pieces)]
+
+
+def _fast_packing(pool: aioredis.ConnectionPool) -> None:
+    """Make ``pool`` open connections that pack commands with :class:`_PackInOneJoin`."""
+    base = pool.connection_class
+    pool.connection_class = type(f"OneJoin{base.__name__}", (_PackInOneJoin, base), {})
+
+
 class Store:
     """A Redis client with a key prefix and outage-tolerant calls."""
 
@@ -62,6 +109,7 @@ class Store:
             url, max_connections=max_connections, timeout=None, socket_timeout=5.0,
             socket_connect_timeout=2.0, health_check_interval=10,
         )
+        _fast_packing(pool)
         self.redis: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self.closed = False
         self.available = True

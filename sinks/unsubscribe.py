@@ -10,20 +10,17 @@ import base64
 import functools
 import hashlib
 import hmac
-from urllib.parse import quote
 
 
 @functools.lru_cache(maxsize=8)
-def _keyed(secret: str) -> hmac.HMAC:
-    """An HMAC-SHA256 with ``secret`` set up once (copied per token: the key setup is half
-    the cost of a token)."""
-    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
+def _key(secret: str) -> bytes:
+    return secret.encode()
 
 
 def _mac(secret: str, customer_id: str, trigger_id: str) -> str:
-    mac = _keyed(secret).copy()
-    mac.update(f"{customer_id}\x1f{trigger_id}".encode())
-    return mac.hexdigest()[:32]
+    """HMAC-SHA256 of the ids (hex, first 32 characters): one call into OpenSSL."""
+    message = f"{customer_id}\x1f{trigger_id}".encode()
+    return hmac.digest(_key(secret), message, hashlib.sha256).hex()[:32]
 
 
 def make_token(secret: str, customer_id: str, trigger_id: str) -> str:
@@ -47,4 +44,5 @@ def verify_token(secret: str, token: str) -> tuple[str, str] | None:
 def unsubscribe_url(base_url: str, secret: str, customer_id: str, trigger_id: str) -> str:
     """The one-click link put in the email body and the List-Unsubscribe header."""
     sep = "&" if "?" in base_url else "?"
-    return f"{base_url}{sep}t={quote(make_token(secret, customer_id, trigger_id))}"
+    # a base64url token without padding has only characters ``quote`` leaves as they are
+    return f"{base_url}{sep}t={make_token(secret, customer_id, trigger_id)}"
