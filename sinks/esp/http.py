@@ -56,11 +56,13 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def _personalization(email: OutgoingEmail) -> dict[str, Any]:
+    headers = email.list_headers()
+    del headers["Message-ID"]  # moved last, always the trigger's own id
+    headers["Message-ID"] = email.message_id
     return {
         "to": [{"email": email.recipient}],
         "subject": email.rendered.subject,
-        "headers": {k: v for k, v in email.list_headers().items() if k != "Message-ID"}
-        | {"Message-ID": email.message_id},
+        "headers": headers,
         "custom_args": {
             "trigger_id": email.trigger.trigger_id,
             "customer_id": email.trigger.customer_id,
@@ -72,8 +74,12 @@ def _personalization(email: OutgoingEmail) -> dict[str, Any]:
 
 def batchable(email: OutgoingEmail) -> bool:
     """Whether ``email`` fits SendGrid's substitution limit (and so can share a request)."""
-    size = len(email.rendered.html.encode()) + len(email.rendered.text.encode())
-    return size <= SUBSTITUTION_LIMIT
+    return _utf8_size(email.rendered.html) + _utf8_size(email.rendered.text) <= SUBSTITUTION_LIMIT
+
+
+def _utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (ASCII text without encoding it)."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def build_payload(emails: list[OutgoingEmail]) -> dict[str, Any]:
