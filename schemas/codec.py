@@ -8,8 +8,8 @@ Two ways to decode:
 
 - :func:`decode_event` -> a validated pydantic model (every contract rule checked); what
   tools, the sink and tests use.
-- :func:`decode_raw` -> ``(event name, dict)`` as fastavro returns it (read by the compiled
-  reader of :mod:`schemas.fastread` when the writer schema is the current one), and
+- :func:`decode_raw` -> ``(event name, dict)`` as fastavro returns it (read by the generated
+  reader of :mod:`schemas.avrocode` when the writer schema is the current one), and
   :func:`model_from_raw` to build the model without re-validation: the fast path of the stream
   workers. Avro already checked every type; only the identity rule (customer or anonymous id)
   is re-checked. Constraints Avro cannot express (non-empty ids, currency codes) are enforced
@@ -32,6 +32,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 from pydantic import BaseModel, ValidationError
 
+from schemas.avrocode import Reader, Writer, compile_reader, compile_writer
 from schemas.construct import model_from_raw
 from schemas.errors import (
     BadMagicByte,
@@ -45,7 +46,6 @@ from schemas.errors import (
     TruncatedPayload,
     ValidationFailed,
 )
-from schemas.fastread import Reader, compile_reader
 from schemas.models import EVENT_TYPES, Envelope
 from schemas.registry import Registry, current_schema, registry_from_env
 
@@ -63,7 +63,9 @@ _JSON_VIA_PYDANTIC = frozenset({"Dead Letter"})  # bytes fields arrive base64 in
 
 Raw = bytes | bytearray | memoryview
 _FAST_FAILURES = (IndexError, ValueError, struct.error, OverflowError, OSError, RecursionError)
-"""What the compiled reader raises on bad bytes (then fastavro decides the error)."""
+"""What the generated reader raises on bad bytes (then fastavro decides the error)."""
+_WRITE_FAILURES = (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error)
+"""What the generated writer raises on a value it does not take (then fastavro decides)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class _ReadPlan:
     writer: Any
     reader: Any | None
     fast: Reader | None = None
-    """The compiled reader (:mod:`schemas.fastread`) when writer and reader are the same."""
+    """The generated reader (:mod:`schemas.avrocode`) when writer and reader are the same."""
 
 
 class Codec:
@@ -87,6 +89,7 @@ class Codec:
         self.max_payload_bytes = max_payload_bytes
         self._plans: dict[int, _ReadPlan] = {}
         self._headers: dict[str, bytes] = {}
+        self._writers: dict[str, Writer | None] = {}
 
     # ------------------------------------------------------------------ encode
 
@@ -96,6 +99,15 @@ class Codec:
         if event_type not in EVENT_TYPES:
             raise EncodeError(f"type: {event_type!r} is not a known event type")
         header = self._headers.get(event_type) or self._header(event_type)
+        if event_type in self._writers:
+            write = self._writers[event_type]
+        else:
+            write = self._writers[event_type] = compile_writer(current_schema(event_type))
+        if write is not None:
+            try:
+                return header + write(event)
+            except _WRITE_FAILURES:
+                pass  # fastavro writes it below, or names why it cannot
         out = io.BytesIO()
         out.write(header)
         try:
@@ -184,12 +196,12 @@ def _as_bytes(data: Raw | None) -> bytes:
 def _read_body(raw: bytes, plan: _ReadPlan) -> dict[str, Any]:
     if plan.fast is not None:
         try:
-            record, end = plan.fast(raw, HEADER_SIZE)
+            fields, end = plan.fast(raw, HEADER_SIZE)
         except _FAST_FAILURES:
             pass  # fastavro reads it again below and names the error
         else:
             if end == len(raw):
-                return record  # type: ignore[no-any-return]  # a record reads to a dict
+                return fields
     body = io.BytesIO(raw)
     body.seek(HEADER_SIZE)
     try:
