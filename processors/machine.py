@@ -17,7 +17,11 @@ from typing import Any
 from processors.facts import GETTERS, Ctx, fact_values
 from processors.ruleset import DIMENSIONS, RuleSet, Transition, _placeholders
 from processors.state import Change, CustomerState
+from schemas.construct import trusted_builder
 from schemas.models import PersonaTransition
+
+_transition = trusted_builder(PersonaTransition)
+"""PersonaTransition without re-validation (our own values; ids length-checked)."""
 
 FIELDS = {"lifecycle": ("persona", "persona_at"), "interest": ("interest", "interest_at"),
           "journey": ("journey", "journey_at")}
@@ -272,11 +276,10 @@ class Machine:
         setattr(st, at_attr, int(now))
         st.changes.append(Change(int(now), dim, current, target, rule_id))
         del st.changes[: -self.rules.settings.limits.changes]
-        # validated construction: pydantic-core validates faster than model_construct builds
-        return PersonaTransition(
+        return _transition(
             transition_id=stable_id(customer_id, rule_id, current, target, cause or now),
             customer_id=customer_id,
-            dimension=dim,  # type: ignore[arg-type]
+            dimension=dim,
             from_persona=current,
             to_persona=target,
             rule_id=rule_id,

@@ -36,7 +36,12 @@ from processors.policy import WEEK, assign_variant, budget_check, in_holdout, ne
 from processors.ruleset import RuleSet, TriggerRule, _matches
 from processors.scoring import rfm, rfm_segment, top_categories
 from processors.state import CustomerState, Deadline, Sent
+from schemas.construct import trusted_builder
 from schemas.models import PersonaTransition, Product, Trigger
+
+_trigger = trusted_builder(Trigger)
+_new_product = trusted_builder(Product)
+"""Output records without re-validation (our own values; ids length-checked)."""
 
 MAX_PRODUCTS = 4
 TRANSACTIONAL_BLOCKS = ("bounced", "complained")
@@ -202,15 +207,15 @@ class TriggerRules:
         exp = rule.experiment
         r, f, m = rfm(st.last_order_at, st.orders, st.revenue - st.refunded, now)
         tokens, products = _content(st, cand, now, s.affinity_half_life)
-        return Trigger(
+        return _trigger(
             trigger_id=stable_id(customer_id, rule.id, cand.episode, cand.step),
             customer_id=customer_id,
             trigger_type=rule.trigger_type,
             rule_id=rule.id,
             episode=cand.episode,
-            step=cand.step,
-            priority=rule.priority,
-            marketing=rule.marketing,
+            step=int(cand.step),
+            priority=int(rule.priority),
+            marketing=bool(rule.marketing),
             created_at=utc(now),
             not_before=utc(send_at) if send_at > now else None,
             expires_at=utc(cand.origin + rule.expires),
@@ -226,15 +231,16 @@ class TriggerRules:
             experiment=exp.id if exp else None,
             variant=assign_variant(exp.id, customer_id, exp.variants, exp.weights)
             if exp else None,
-            holdout=rule.marketing and s.holdout_share > 0
-            and rule.holdout and in_holdout(customer_id, s.holdout_salt, s.holdout_share),
+            holdout=bool(rule.marketing and s.holdout_share > 0
+                         and rule.holdout and in_holdout(customer_id, s.holdout_salt,
+                                                         s.holdout_share)),
             cause_event_id=cause,
         )
 
 
 def _product(item: Any) -> Product:
-    return Product(product_id=item.product_id, name=item.name, category=item.category,
-                   price=item.price, quantity=getattr(item, "quantity", 1))
+    return _new_product(product_id=item.product_id, name=item.name, category=item.category,
+                        price=float(item.price), quantity=int(getattr(item, "quantity", 1)))
 
 
 def _viewed(st: CustomerState, first: str | None = None) -> list[Product]:

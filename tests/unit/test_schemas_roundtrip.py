@@ -153,3 +153,26 @@ def test_drift_check_fails_when_a_schema_file_disagrees_with_its_model(
     assert "Alias.avsc" in capsys.readouterr().out
     assert avrogen.main(["--write"]) == 0
     assert avrogen.main(["--check"]) == 0
+
+
+def test_trusted_builder_equals_validated_construction_and_keeps_the_id_rules() -> None:
+    from schemas.construct import TrustedValueError, trusted_builder
+    from schemas.models import PersonaTransition
+
+    at = datetime(2026, 1, 5, 12, 0, 0, 123000, tzinfo=UTC)
+    values: dict[str, Any] = {"transition_id": "t1", "customer_id": "c1", "dimension": "interest",
+                              "from_persona": None, "to_persona": "recent_browser:shoes",
+                              "rule_id": "browses_category", "at": at}  # fmt: skip
+    build = trusted_builder(PersonaTransition)
+    built, validated = build(**values), PersonaTransition(**values)
+    assert built.model_dump_json() == validated.model_dump_json()
+    assert built.model_fields_set == validated.model_fields_set
+    assert build(**values).facts is not build(**values).facts  # defaults are never shared
+    with pytest.raises(TrustedValueError, match="customer_id: length 0"):
+        build(**{**values, "customer_id": ""})
+    with pytest.raises(TrustedValueError, match="rule_id: length 513"):
+        build(**{**values, "rule_id": "r" * 513})
+    with pytest.raises(TypeError, match="unknown fields"):
+        build(**values, colour="red")
+    with pytest.raises(TypeError, match="at is required"):
+        build(**{k: v for k, v in values.items() if k != "at"})
