@@ -268,7 +268,7 @@ def digest(evs: list[Any]) -> str:
         states[key] = out.state
         for record in [*out.transitions, *out.triggers]:
             h.update(record.model_dump_json().encode())
-        h.update(repr(out.skipped).encode())
+        h.update(repr(list(out.skipped)).encode())
     last = max(ev.occurred_at.timestamp() for ev in evs) + 200 * 86_400
     for key, st in states.items():
         out = engine.tick(st, key, last)

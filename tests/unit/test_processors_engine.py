@@ -20,7 +20,7 @@ def test_watermark_makes_a_replayed_input_a_no_op() -> None:
     out = ENGINE.apply(None, "c1", view, ref, T0)
     before = encode_state(out.state)
     again = ENGINE.apply(out.state, "c1", view, ref, T0)
-    assert again.applied is False and again.triggers == [] and again.transitions == []
+    assert again.applied is False and not again.triggers and not again.transitions
     assert encode_state(again.state) == before
     older = ENGINE.apply(out.state, "c1", ev.view("p2", T0 + 1), InputRef("events.site", 2, 9),
                          T0 + 1)
