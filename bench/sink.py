@@ -114,13 +114,17 @@ CPU_MS: dict[str, list[float]] = {}
 
 
 async def _drain(env: Env, settings, n: int, label: str = "") -> float:
-    """Run the sink until ``n`` triggers are handled; sends/s from the first to the last."""
+    """Run the sink until ``n`` triggers are handled; sends/s from the moment the first
+    fetched batch is taken up (after the group join) to the last trigger handled. (Counting
+    from the first *handled* trigger instead, as before, credits the run with the batches
+    already in flight at that moment: with thousands in flight, a third of a 6,000 run.)"""
     async with running_sink(settings, env.wiring()) as app:
+        service = app.service
         first = None
-        while app.service.handled < n:
-            if first is None and app.service.handled > 0:
-                first = (time.perf_counter(), app.service.handled, time.process_time())
-            await asyncio.sleep(0.005)
+        while service.handled < n:
+            if first is None and (service.inflight or service.handled):
+                first = (time.perf_counter(), service.handled, time.process_time())
+            await asyncio.sleep(0.001 if first is None else 0.005)
         end, cpu_end = time.perf_counter(), time.process_time()
     assert first is not None
     if label:

@@ -75,9 +75,11 @@ class Budget:
         self._caps: list[int] = []
         for window, cap in policy.caps():
             self._caps += [int(window * 1000), cap]
+        self.key_prefix = store.key("budget", "")
+        """Every customer's key is this prefix + the customer id."""
 
     def _key(self, customer_id: str) -> str:
-        return self.store.key("budget", customer_id)
+        return self.key_prefix + customer_id
 
     async def reserve(self, customer_id: str, trigger_id: str, now_ms: int) -> BudgetDecision:
         """Take a send slot for ``trigger_id`` now, or say when one frees up."""
@@ -92,7 +94,7 @@ class Budget:
 
     def key(self, customer_id: str) -> str:
         """The Redis key of ``customer_id``'s send history."""
-        return self._key(customer_id)
+        return self.key_prefix + customer_id
 
     async def release(self, customer_id: str, trigger_id: str) -> None:
         """Give back the slot of a send that did not happen."""

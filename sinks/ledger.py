@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from sinks.store import Store
 
@@ -110,9 +111,9 @@ class Claim(StrEnum):
     FINAL = "final"
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A final outcome to write with :meth:`Ledger.finalize_many`."""
+class Outcome(NamedTuple):
+    """A final outcome to write with :meth:`Ledger.finalize_many` (a named tuple: one per
+    trigger on the hot path, where a frozen dataclass costs a ``__setattr__`` per field)."""
 
     trigger_id: str
     state: str
@@ -138,8 +139,17 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_PLAIN: dict[str, LedgerEntry] = {
+    claim.value: LedgerEntry(claim) for claim in (Claim.ACQUIRED, Claim.TAKEN_OVER)
+}
+"""The entries of a successful claim, shared (they are immutable and carry nothing else)."""
+
+
 def parse_entry(fields: list[str]) -> LedgerEntry:
     """The :class:`LedgerEntry` for the reply of the ``acquire`` Lua function."""
+    plain = _PLAIN.get(fields[0])
+    if plain is not None:
+        return plain
     claim = Claim(fields[0])
     if claim is Claim.BUSY:
         return LedgerEntry(claim, lease_until_ms=int(float(fields[1])))
@@ -166,13 +176,15 @@ class Ledger:
         self._release = store.script(_RELEASE)
         self._finalize_many = store.script(_FINALIZE_MANY)
         self._published_many = store.script(_PUBLISHED_MANY)
+        self.key_prefix = store.key("ledger", "")
+        """Every entry's key is this prefix + the trigger id."""
 
     def _key(self, trigger_id: str) -> str:
-        return self.store.key("ledger", trigger_id)
+        return self.key_prefix + trigger_id
 
     def key(self, trigger_id: str) -> str:
         """The Redis key of ``trigger_id``'s entry."""
-        return self._key(trigger_id)
+        return self.key_prefix + trigger_id
 
     async def acquire(self, trigger_id: str, owner: str, now_ms: int) -> LedgerEntry:
         """Claim ``trigger_id`` for ``owner`` (a token unique to this attempt), or say who has
@@ -194,7 +206,8 @@ class Ledger:
         """:meth:`finalize` for every outcome in one script call; the states now recorded."""
         if not outcomes:
             return []
-        keys = [self._key(o.trigger_id) for o in outcomes]
+        prefix = self.key_prefix
+        keys = [prefix + o.trigger_id for o in outcomes]
         args: list[str | int] = [LEDGER_TTL_MS]
         for o in outcomes:
             args += [o.state, o.reason, o.esp_message_id, o.attempts]
@@ -204,7 +217,8 @@ class Ledger:
     async def mark_published_many(self, trigger_ids: list[str]) -> None:
         """:meth:`mark_published` for every trigger id in one script call."""
         if trigger_ids:
-            keys = [self._key(t) for t in trigger_ids]
+            prefix = self.key_prefix
+            keys = [prefix + t for t in trigger_ids]
             await self.store.exec("evalsha", self._published_many, len(keys), *keys)
 
     async def mark_published(self, trigger_id: str) -> None:

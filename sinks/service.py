@@ -28,7 +28,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
@@ -69,8 +69,7 @@ COMMIT_INTERVAL_S = 0.1
 broker round trip, so not on every 20 ms fetch); always at revocation and shutdown."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
+class _Record(NamedTuple):
     """A fetched record and where it came from."""
 
     msg: Message
