@@ -175,3 +175,21 @@ def test_variant_weights_split_and_zero_weight_never_chosen() -> None:
         assign_variant("x", "c", ["a"], [0])
     with pytest.raises(PolicyError):
         assign_variant("x", "c", [])
+
+
+@settings(max_examples=300)
+@given(
+    offsets=st.lists(st.floats(min_value=0, max_value=30 * DAY), max_size=12),
+    at=st.floats(min_value=0, max_value=30 * DAY),
+    per_day=st.integers(1, 3),
+    per_week=st.integers(1, 6),
+)
+def test_budget_fast_answer_equals_the_window_scan(offsets, at, per_day, per_week) -> None:
+    """The count-based shortcut of budget_check says "fits now" exactly when the scan of
+    every window holding ``now`` does."""
+    from processors.policy import _fits
+
+    policy = BudgetPolicy(per_day, per_week)
+    sent, now = [T0 + o for o in offsets], T0 + at
+    scanned = all(_fits(now, sent, w, c) for w, c in policy.caps())
+    assert budget_check(sent, now, policy)[0] == scanned
