@@ -241,6 +241,9 @@ def _emit_read_blocks(
     out += [f"{inner}if {count} == 0:", f"{inner}    break", f"{inner}if {count} < 0:",
             f"{inner}    {count} = -{count}"]
     _emit_long(g, out, inner + "    ", g.var("blocksize"))
+    # every item of our contracts takes at least one byte: a larger count is damage (and
+    # would make the loop below run for as long as it says); fastavro reports it
+    out += [f"{inner}if {count} > size - pos:", f"{inner}    raise ValueError('block count')"]
     out.append(f"{inner}for _ in range({count}):")
     body = inner + "    "
     if kind == "map":

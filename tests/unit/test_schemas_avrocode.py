@@ -180,3 +180,22 @@ def test_timestamps_equal_fastavros_arithmetic(ms: int) -> None:
 def test_timestamp_fast_range_ends_where_microseconds_stay_exact() -> None:
     last = 2**32 * 1000 - 1
     assert timestamp_millis(last) == datetime(2106, 2, 7, 6, 28, 15, 999000, tzinfo=UTC)
+
+
+def test_a_huge_block_count_is_refused_without_looping_over_it() -> None:
+    """An array whose block claims 2**40 items in a 30-byte payload: a typed error at once."""
+    from fastavro import schemaless_writer as write
+
+    schema = parse_schema({"type": "record", "name": "L", "fields": [
+        {"name": "items", "type": {"type": "array", "items": "string"}}]})  # fmt: skip
+    out = io.BytesIO()
+    write(out, schema, {"items": ["a"]})
+    count = (2**40) << 1  # zig-zag
+    varint = bytearray()
+    while count >= 0x80:
+        varint.append((count & 0x7F) | 0x80)
+        count >>= 7
+    varint.append(count)
+    damaged = b"\0\0\0\0\0" + bytes(varint) + out.getvalue()[1:]
+    with pytest.raises(ValueError, match="block count"):
+        compile_reader(schema)(damaged, HEADER_SIZE)  # type: ignore[misc]
