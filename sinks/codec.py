@@ -4,17 +4,12 @@ Triggers arrive in the Confluent Avro wire format; a JSON object (first byte ``{
 accepted too, validated the same way. Anything that is not a valid Trigger raises a
 :class:`schemas.errors.DecodeError` (not retriable) and goes to dlq.sends.
 
-:func:`decode_trigger_fast` is the sink's hot path: fastavro already checked every type, so
-the model is built without pydantic (:func:`schemas.construct.model_from_raw`, as the stream
-workers do); the rules Avro cannot express that the sink relies on (non-empty ids of at most
+:func:`decode_trigger_fast` is the sink's hot path: the Avro read
+(:func:`schemas.codec.decode_raw`, the contracts' generated reader) already checked every
+type, so the model is built without pydantic (:func:`schemas.construct.model_from_raw`, as the
+stream workers do); the rules Avro cannot express that the sink relies on (non-empty ids of at most
 512 characters) are checked here, and a record that breaks one is decoded again the slow,
-validating way, which raises the same :class:`DecodeError` as before. The Avro body itself is
-read by code generated for the Trigger schema (:mod:`sinks.avro`, 2-3x fastavro's speed) when
-the record's writer schema is the current one; anything it does not read cleanly (bad bytes,
-another schema version) takes the fastavro path above.
-
-:func:`encode_fast` writes events (Send Results, deferred triggers) with generated code too:
-the same bytes as :func:`schemas.codec.encode_event`, which it falls back to on anything odd.
+validating way, which raises the same :class:`DecodeError` as before.
 """
 
 from __future__ import annotations
@@ -22,24 +17,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastavro.schema import to_parsing_canonical_form
-from pydantic import BaseModel
-
-from schemas.codec import (
-    HEADER_SIZE,
-    MAGIC_BYTE,
-    Codec,
-    decode_event,
-    decode_json,
-    decode_raw,
-    default_codec,
-    encode_event,
-)
+from schemas.codec import decode_event, decode_json, decode_raw, encode_event
 from schemas.construct import model_from_raw
 from schemas.errors import DecodeError, ValidationFailed
 from schemas.models import Trigger
-from schemas.registry import current_schema
-from sinks.avro import Reader, Writer, compile_reader, compile_writer
 
 
 def decode_trigger(raw: bytes | None) -> Trigger:
@@ -54,89 +35,11 @@ _IDS = ("trigger_id", "customer_id", "trigger_type", "rule_id")
 """Trigger fields that must be non-empty strings of at most 512 characters."""
 
 
-class _Generated:
-    """Generated readers (per schema id) and writers (per event type) for one codec (the
-    process-wide one: its registry gives the schema ids)."""
-
-    def __init__(self, codec: Codec) -> None:
-        self.codec = codec
-        self.readers: dict[int, tuple[str, Reader] | None] = {}
-        self.writers: dict[str, tuple[bytes, Writer] | None] = {}
-
-    def reader(self, schema_id: int) -> tuple[str, Reader] | None:
-        if schema_id in self.readers:
-            return self.readers[schema_id]
-        writer = self.codec.registry.writer(schema_id)  # unknown ids raise: not cached
-        found = None
-        same = to_parsing_canonical_form(writer.parsed) == to_parsing_canonical_form(
-            current_schema(writer.event_type)
-        )
-        if same and (read := compile_reader(writer.parsed)) is not None:
-            found = (writer.event_type, read)
-        self.readers[schema_id] = found
-        return found
-
-    def writer(self, event_type: str) -> tuple[bytes, Writer] | None:
-        if event_type in self.writers:
-            return self.writers[event_type]
-        found = None
-        write = compile_writer(current_schema(event_type))
-        if write is not None:
-            schema_id = self.codec.registry.id_for(event_type)
-            found = (bytes([MAGIC_BYTE]) + schema_id.to_bytes(4, "big"), write)
-        self.writers[event_type] = found
-        return found
-
-
-_generated: _Generated | None = None
-
-
-def _current() -> _Generated:
-    """The generated code for the process-wide codec (rebuilt when it is replaced)."""
-    global _generated
-    codec = default_codec()
-    if _generated is None or _generated.codec is not codec:
-        _generated = _Generated(codec)
-    return _generated
-
-
-def _read_fast(raw: bytes) -> tuple[str, dict[str, Any]] | None:
-    """``(event name, record)`` read by generated code, or ``None``: use fastavro."""
-    try:
-        generated = _current()
-        if (
-            type(raw) is not bytes
-            or len(raw) > generated.codec.max_payload_bytes
-            or len(raw) < HEADER_SIZE
-            or raw[0] != MAGIC_BYTE
-        ):
-            return None
-        found = generated.reader(int.from_bytes(raw[1:HEADER_SIZE], "big"))
-        if found is None:
-            return None
-        record, end = found[1](raw, HEADER_SIZE)
-    except Exception:  # noqa: BLE001 - anything odd is the fastavro path's to report
-        return None
-    return (found[0], record) if end == len(raw) else None
-
-
-def encode_fast(event: BaseModel) -> bytes:
-    """The bytes of :func:`schemas.codec.encode_event`, written by generated code."""
-    try:
-        found = _current().writer(str(getattr(event, "type", "")))
-        if found is not None:
-            return found[0] + found[1](event)
-    except Exception:  # noqa: BLE001 - encode_event raises the proper EncodeError
-        pass
-    return encode_event(event)
-
-
 def decode_trigger_fast(raw: bytes | None) -> Trigger:
     """:func:`decode_trigger` without re-validating what Avro checked (see the module docs)."""
     if not raw or raw[:1] == b"{":
         return decode_trigger(raw)
-    fast = _read_fast(raw)
-    return trigger_from_record(raw, *(fast if fast is not None else decode_raw(raw)))
+    return trigger_from_record(raw, *decode_raw(raw))
 
 
 def trigger_from_record(raw: bytes, event_type: str, record: dict[str, Any]) -> Trigger:
@@ -152,7 +55,7 @@ def trigger_from_record(raw: bytes, event_type: str, record: dict[str, Any]) -> 
 
 def encode_trigger(trigger: Trigger) -> bytes:
     """Avro wire-format bytes of ``trigger``."""
-    return encode_fast(trigger)
+    return encode_event(trigger)
 
 
 def with_not_before(trigger: Trigger, due: float) -> Trigger:
@@ -163,6 +66,6 @@ def with_not_before(trigger: Trigger, due: float) -> Trigger:
 
 
 __all__ = [
-    "DecodeError", "decode_trigger", "decode_trigger_fast", "encode_fast", "encode_trigger",
-    "with_not_before",
+    "DecodeError", "decode_trigger", "decode_trigger_fast", "encode_trigger",
+    "trigger_from_record", "with_not_before",
 ]

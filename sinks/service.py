@@ -33,18 +33,13 @@ from typing import Any, NamedTuple
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from schemas import topics
+from schemas.codec import encode_event
 from schemas.deadletter import dead_letter_record
 from schemas.errors import DecodeError
 from schemas.models import SendOutcome, Trigger
 from sinks.batch import BatchProcessor, rounds
 from sinks.budget import Budget
-from sinks.codec import (
-    decode_trigger,
-    decode_trigger_fast,
-    encode_fast,
-    encode_trigger,
-    with_not_before,
-)
+from sinks.codec import decode_trigger, decode_trigger_fast, encode_trigger, with_not_before
 from sinks.deferred import DeferredQueue
 from sinks.esp import make_adapter
 from sinks.kafka_io import AsyncProducer, Record, ThreadedConsumer
@@ -405,7 +400,7 @@ class SinkService:
         assert self.producer is not None
         out: list[Record] = []
         for (record, trigger), decision in zip(items, decisions, strict=True):
-            out.append((self.results_topic, encode_fast(decision.result), trigger.customer_id,
+            out.append((self.results_topic, encode_event(decision.result), trigger.customer_id,
                         None))
             if decision.dead_letter is not None:
                 out.append(self._letter(record.msg, decision.dead_letter))
