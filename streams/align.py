@@ -12,18 +12,37 @@ released only when every *blocking* topic of its partition number either has a b
 and, when the caller can tell, no more records known on the broker. Non-blocking topics
 (internal.rekeyed, internal.ticks) are merged by time but never hold others back.
 
+Across partitions (``peers`` > 1): a partition's records can also come from the other
+partitions (forwarded events and identity alias requests through internal.rekeyed), made
+while those partitions process their own input records, at those records' event times. Each
+partition therefore publishes a lower bound of the event time of the input records it has
+yet to process (:meth:`Aligner.head`: its aligned head-of-line time, +inf when idle and caught
+up), and a partition releases a record at time t only when every other partition's latest
+bound is past t, ties going to the lower partition (conservative synchronisation in the style
+of Chandy-Misra-Bryant null messages). The bound does not depend on the other partitions'
+bounds, so two partitions never wait for each other. A bound not renewed for ``peer_wait_s``
+(its owner is gone or rebalancing) stops holding back, with a warning. Records of the
+non-blocking topics, which come from several senders, are merged by time within their lane
+(a merge answer never waits behind a later alias request).
+
 Pure logic: the caller passes the monotonic time; nothing here reads a clock or the network.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
+import math
+import sys
+from bisect import insort
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger("personaflow.streams")
 
 CaughtUp = Callable[[str, int, int | None], bool]
 """``(topic, partition, last fetched offset or None) -> True`` when nothing more is known to
@@ -50,6 +69,10 @@ def header_time(headers: Iterable[tuple[str, bytes]], name: str) -> float:
     return FIRST
 
 
+def _key(entry: tuple[float, str, int, object]) -> tuple[float, str, int]:
+    return entry[0], entry[1], entry[2]
+
+
 @dataclass(slots=True)
 class _Lane(Generic[T]):
     """The buffered records of one (topic, partition), in offset order."""
@@ -57,12 +80,21 @@ class _Lane(Generic[T]):
     items: deque[tuple[float, str, int, T]] = field(default_factory=deque)
     fetched_at: float = FIRST
     last_offset: int | None = None
+    last_at: float = FIRST
+    """Event time of the latest record fetched (later ones are not earlier: a lower bound)."""
 
 
 class Aligner(Generic[T]):
     """Buffers records per partition number and topic; releases them in event-time order."""
 
-    def __init__(self, blocking: Iterable[str], hold_s: float, max_hold_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        blocking: Iterable[str],
+        hold_s: float,
+        max_hold_s: float = 0.0,
+        peers: int = 0,
+        peer_wait_s: float = 0.0,
+    ) -> None:
         self.blocking = tuple(sorted(blocking))
         """Topics whose silence holds a partition's release back (the input topics)."""
         self.hold_s = hold_s
@@ -70,7 +102,16 @@ class Aligner(Generic[T]):
         self.max_hold_s = max(max_hold_s, hold_s)
         """How long it is waited for at most while the broker says more records are there (a
         wrong or stale watermark must not stall a partition for good)."""
+        self.peers = peers
+        """Partition count when releases wait for the other partitions' bounds (<= 1: off)."""
+        self.peer_wait_s = max(peer_wait_s, self.max_hold_s)
+        """How long a bound not renewed keeps holding back (a partition without a live owner
+        must not stall the others for good)."""
         self._lanes: dict[int, dict[str, _Lane[T]]] = {}
+        self._bounds: dict[int, dict[int, list[float]]] = {}
+        """Per receiving partition: sender -> [latest bound, monotonic time it last moved]."""
+        self._stale: set[tuple[int, int]] = set()
+        self._empty_since: dict[int, float] = {}
         self._size = 0
 
     def __len__(self) -> int:
@@ -81,6 +122,7 @@ class Aligner(Generic[T]):
         if lanes is None:
             # a partition seen for the first time: give every blocking topic a full hold
             lanes = self._lanes[partition] = {t: _Lane(fetched_at=now) for t in self.blocking}
+            self._empty_since.pop(partition, None)
         return lanes
 
     def add(self, topic: str, partition: int, offset: int, at: float, item: T, now: float) -> None:
@@ -90,22 +132,100 @@ class Aligner(Generic[T]):
         lane = lanes.get(topic)
         if lane is None:
             lane = lanes[topic] = _Lane()
-        lane.items.append((at, topic, offset, item))
+        if topic in self.blocking:
+            lane.items.append((at, topic, offset, item))
+        else:  # internal records from several senders: merged by time, not queued behind
+            insort(lane.items, (at, topic, offset, item), key=_key)  # a later one
         lane.fetched_at = now
         lane.last_offset = offset
+        if at > lane.last_at:
+            lane.last_at = at
         self._size += 1
 
-    def release(self, now: float, caught_up: CaughtUp | None = None) -> list[tuple[float, T]]:
-        """Every record that may go now, as ``(event time, item)``, partition by partition."""
+    def bound(self, receiver: int, sender: int, at: float, now: float) -> None:
+        """Partition ``sender`` will not send ``receiver`` anything earlier than ``at``."""
+        bounds = self._bounds.setdefault(receiver, {})
+        entry = bounds.get(sender)
+        if entry is None or entry[0] != at:
+            bounds[sender] = [at, now]
+            self._stale.discard((receiver, sender))
+
+    def head(
+        self,
+        partition: int,
+        now: float,
+        caught_up: CaughtUp | None = None,
+        sends: Callable[[T], bool] | None = None,
+    ) -> float:
+        """A lower bound of the event time of the input records ``partition`` has yet to
+        release and that may send something to another partition (``sends``; None: any
+        record may): the earliest such buffered record, and for an input topic that is not
+        quiet the latest time it fetched (what comes next is not earlier); +inf when idle."""
+        lanes = self._lanes.get(partition)
+        if lanes is None:  # nothing fetched yet: unknown, until empty for the longest hold
+            since = self._empty_since.setdefault(partition, now)
+            if now - since < self.max_hold_s:
+                return FIRST
+            if caught_up is None or all(caught_up(t, partition, None) for t in self.blocking):
+                return math.inf
+            return FIRST
+        low = math.inf
+        for topic in self.blocking:
+            lane = lanes[topic]
+            if lane.last_at < low and not self._quiet(topic, partition, lane, now, caught_up):
+                low = lane.last_at
+            for at, _, _, item in lane.items:
+                if at >= low:
+                    break
+                if sends is None or sends(item):
+                    low = at
+                    break
+        return low
+
+    def _cap(self, partition: int, now: float) -> float:
+        """The latest event time ``partition`` may release given the other partitions'
+        bounds (ties: the lower partition goes first)."""
+        bounds = self._bounds.setdefault(partition, {})
+        cap = math.inf
+        for sender in range(self.peers):
+            if sender == partition:
+                continue
+            entry = bounds.get(sender)
+            if entry is None:  # nothing heard yet: unknown, waited for from now on
+                entry = bounds[sender] = [FIRST, now]
+            at, moved = entry
+            if at >= cap:
+                continue
+            if now - moved >= self.peer_wait_s:  # silent or stuck: go on without it
+                self._warn_stale(partition, sender)
+                continue
+            allowed = at if partition < sender else math.nextafter(at, FIRST)
+            if allowed < cap:
+                cap = allowed
+        return cap
+
+    def _warn_stale(self, partition: int, sender: int) -> None:
+        if (partition, sender) not in self._stale:
+            self._stale.add((partition, sender))
+            log.warning("alignment: the bound of partition %d did not move for %.1fs; "
+                        "partition %d goes on without it", sender, self.peer_wait_s,
+                        partition)  # fmt: skip
+
+    def release(
+        self, now: float, caught_up: CaughtUp | None = None, most: int = 0
+    ) -> list[tuple[float, T]]:
+        """Every record that may go now (at most ``most``, when given), as ``(event time,
+        item)``, partition by partition."""
         out: list[tuple[float, T]] = []
+        cap = most or sys.maxsize
         for partition, lanes in self._lanes.items():
             before = -1
-            while len(out) != before:  # an emptied idle lane may unblock more
+            while len(out) != before and len(out) < cap:  # an emptied idle lane may unblock
                 before = len(out)
                 limit = self._limit(partition, lanes, now, caught_up)
                 if limit is None:
                     break
-                self._drain(lanes, limit, out)
+                self._drain(lanes, limit, out, cap)
         self._size -= len(out)
         return out
 
@@ -124,6 +244,10 @@ class Aligner(Generic[T]):
                 continue
             if not self._quiet(topic, partition, lane, now, caught_up):
                 return None
+        if self.peers > 1 and limit is not None:
+            cap = (self._cap(partition, now), "\U0010ffff", sys.maxsize)
+            if cap < limit:
+                limit = cap
         return limit
 
     def _quiet(
@@ -151,11 +275,14 @@ class Aligner(Generic[T]):
 
     @staticmethod
     def _drain(
-        lanes: dict[str, _Lane[T]], limit: tuple[float, str, int], out: list[tuple[float, T]]
+        lanes: dict[str, _Lane[T]],
+        limit: tuple[float, str, int],
+        out: list[tuple[float, T]],
+        cap: int,
     ) -> None:
         heads = [(lane.items[0][:3], topic) for topic, lane in lanes.items() if lane.items]
         heapq.heapify(heads)
-        while heads:
+        while heads and len(out) < cap:
             key, topic = heads[0]
             if key > limit:
                 return
@@ -178,5 +305,6 @@ class Aligner(Generic[T]):
             if any(topic not in lanes for topic in self.blocking):
                 dropped.extend(item for lane in lanes.values() for *_, item in lane.items)
                 del self._lanes[partition]  # re-assigned later: starts with a fresh hold
+                self._bounds.pop(partition, None)
         self._size -= len(dropped)
         return dropped

@@ -222,6 +222,8 @@ class CustomerProcessor:
         if role == "ticks":
             return self._tick(batch, record)
         kind = record.header(KIND) if role == "rekeyed" else "event"
+        if kind == "bound":  # alignment across partitions: the worker reads it, nothing to do
+            return False
         if kind == "alias":
             self._alias(batch, record)
             return False
@@ -305,7 +307,7 @@ class CustomerProcessor:
     ) -> None:
         """Send ``out`` (an internal.rekeyed record made while handling ``record``); in process
         when its key lands on ``record``'s own partition (see :attr:`partitions`)."""
-        if self.partitions is None or _partition(out.key, self.partitions) != record.partition:
+        if self.partitions is None or key_partition(out.key, self.partitions) != record.partition:
             batch.outputs.append(out)
             return
         local = InRecord(out.topic, record.partition, LOCAL, out.key, out.value,
@@ -493,7 +495,7 @@ class CustomerProcessor:
         self.cache.clear()
 
 
-def _partition(key: bytes | None, partitions: int) -> int | None:
+def key_partition(key: bytes | None, partitions: int) -> int | None:
     """The partition the producer puts ``key`` on (murmur2, as aiokafka and the Java client)."""
     if key is None:
         return None

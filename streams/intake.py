@@ -31,10 +31,19 @@ class BatchIntake:
     """Replaces the app consumer's drain loop and runs the batch-processing task."""
 
     def __init__(
-        self, app: Any, topics: set[str], handler: Handler, max_batch: int, idle_s: float = 0.25
+        self,
+        app: Any,
+        topics: set[str],
+        handler: Handler,
+        max_batch: int,
+        idle_s: float = 0.25,
+        more: Callable[[], bool] | None = None,
     ) -> None:
         self.app = app
         self.idle_s = idle_s
+        self.more = more
+        """Whether the handler has records ready beyond its last batch (call it again at
+        once, without waiting for a fetch)."""
         self.topics = topics
         self.handler = handler
         self.max_batch = max_batch
@@ -91,10 +100,14 @@ class BatchIntake:
     async def run(self) -> None:
         """The processing task: batches from the queue -> handler -> acknowledge."""
         while True:
-            try:
-                messages = await asyncio.wait_for(self.queue.get(), timeout=self.idle_s)
-            except TimeoutError:
-                messages = []  # idle: let the handler persist what is pending
+            if self.more is not None and self.more() and self.queue.empty():
+                messages = []  # records held by the handler are ready: no fetch to wait for
+                await asyncio.sleep(0)
+            else:
+                try:
+                    messages = await asyncio.wait_for(self.queue.get(), timeout=self.idle_s)
+                except TimeoutError:
+                    messages = []  # idle: let the handler persist what is pending
             while not self.queue.empty() and len(messages) < self.max_batch:
                 messages.extend(self.queue.get_nowait())
             messages = self._assigned(messages)

@@ -57,6 +57,19 @@ class Parking:
         """Keep ``record`` (of ``customer``) for later, after the ones already parked."""
         self._parked.setdefault(customer, []).append(record)
 
+    def earliest(self, partition: int) -> float:
+        """The earliest event time of the events parked on ``partition`` (+inf: none): they
+        are processed later and may still send records to other partitions then."""
+        low = float("inf")
+        for records in self._parked.values():
+            for record in records:
+                event = record.event
+                if event is not None and record.partition == partition:
+                    at = event.occurred_at.timestamp()
+                    if at < low:
+                        low = at
+        return low
+
     def arrived(self, customer: str, anonymous: str) -> list[InRecord]:
         """The answer for (``customer``, ``anonymous``) was applied; returns the records to
         resume (in order) when nothing else is awaited for ``customer``."""

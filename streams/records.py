@@ -24,6 +24,10 @@ TIME = "pf-time"
 it. With alignment on, the anonymous id's partition releases the request at that time, after
 its own earlier events (so the state it hands over is the state at the Identify, as in
 replay)."""
+FROM = "pf-from"
+"""Header of a ``bound`` record: the partition whose bound it is (see streams/align.py)."""
+BOUND = b"bound"
+"""``pf-kind`` of a bound record: its sender will send nothing earlier than its ``pf-time``."""
 
 LOCAL = -1
 """Offset of an internal record handled in process (its target is the partition that made it):

@@ -19,13 +19,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from schemas.errors import DecodeError
+from schemas.models import Alias, Identify
 from streams import metrics, wire
 from streams.align import FIRST, Aligner, header_time
 from streams.clock import Clock
-from streams.core import CustomerProcessor, RetriableBatchError
+from streams.core import CustomerProcessor, RetriableBatchError, key_partition
 from streams.domain import Domain, persona_of
 from streams.faust_tables import FaustTables
-from streams.records import KIND, TIME, InRecord, OutRecord, Write
+from streams.records import BOUND, FROM, KIND, TIME, InRecord, OutRecord, Write
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.wire import dumps
@@ -33,6 +34,10 @@ from streams.wire import dumps
 log = logging.getLogger("personaflow.streams")
 
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+BOUND_INTERVAL_S = 0.05
+"""Alignment across partitions: bounds are published at most this often (when they moved)."""
+BOUND_REPEAT_S = 1.0
+"""... and repeated this often even when they did not (a restarted reader learns them)."""
 CLOCK_KEY = "pf-clock:"
 """Identity-table key prefix of a partition's persisted event clock (``pf-clock:<partition>``)."""
 
@@ -75,12 +80,28 @@ class StreamWorker:
         self._shared_clock = 0.0
         hold_s = settings.align_hold_ms / 1000.0
         aligned = hold_s > 0 and settings.intake == "batch"
-        self.aligner: Aligner[InRecord] | None = (
-            Aligner(self.topics.inputs, hold_s, max_hold_s=max(5.0, 20 * hold_s))
-            if aligned
-            else None
-        )
-        """Event-time alignment of the input topics (None: records go as fetched)."""
+        max_hold_s = max(5.0, 20 * hold_s)
+        self.aligner: Aligner[InRecord] | None = None
+        if aligned:
+            self.aligner = Aligner(
+                self.topics.inputs,
+                hold_s,
+                max_hold_s=max_hold_s,
+                peers=settings.partitions,
+                peer_wait_s=max_hold_s,
+            )
+        """Event-time alignment of the input topics, and across partitions (None: records go
+        as fetched)."""
+        self._sends: dict[tuple[str, int, int], bool | str] = {}
+        """Buffered input records that may send something to another partition when they are
+        processed: True, or an anonymous id (then they may once it has an alias)."""
+        self._aliasing: set[str] = set()
+        """Anonymous ids an alias request was received for (their events become forwards)."""
+        self._published: dict[int, tuple[float, float]] = {}
+        """Per owned partition: the bound last published and when (monotonic)."""
+        self._bounds_at = 0.0
+        self.more = False
+        """The aligner held back records that could go now (released a batch at most)."""
         self._released_at: dict[int, float] = {}
         """Per partition: the highest event time released to the processor (its event clock)."""
         self._clock_writes: dict[int, InRecord] = {}
@@ -105,6 +126,7 @@ class StreamWorker:
                     done = await self._handle(records)
                     self._save_clocks()
                     self._unacked.extend(record.token for record in done)
+                await self._publish_bounds()  # after the outputs they cover were acked
                 if self._persist_due():
                     await self._persist()
                     done, self._unacked = self._unacked, []
@@ -142,21 +164,111 @@ class StreamWorker:
             records = [_record(event) for event in events]
             return _in_time_order(records) if self.clock.mode == "event" else records
         now = time.monotonic() - self._busy_s
-        add, timed = aligner.add, self._timed
+        add, timed, rekeyed = aligner.add, self._timed, self.topics.rekeyed
         for event in events:
             record, at = timed(event)
+            if record.topic == rekeyed:
+                if (KIND, BOUND) in record.headers:
+                    self._bound(record, now)
+                    continue
+                if (KIND, b"alias") in record.headers:
+                    self._aliasing.add(record.key_text())
+            elif aligner.peers > 1 and record.event is not None:
+                flag = self._may_send(record)
+                if flag:
+                    self._sends[(record.topic, record.partition, record.offset)] = flag
             add(record.topic, record.partition, record.offset, at, record, now)
         if not len(aligner):
             return []
         clocks = self._released_at
         out: list[InRecord] = []
         moved = self._clock_writes
-        for at, record in aligner.release(now, self._caught_up):
+        sends = self._sends
+        most = self.settings.batch_max_events
+        released = aligner.release(now, self._caught_up, most)
+        self.more = len(released) >= most  # more may go at once: the intake calls again
+        for at, record in released:
+            if sends:
+                sends.pop((record.topic, record.partition, record.offset), None)
             if at > clocks.get(record.partition, FIRST):
                 clocks[record.partition] = at
                 moved[record.partition] = record
             out.append(record)
         return out
+
+    def _bound(self, record: InRecord, now: float) -> None:
+        """Take in another partition's bound (acknowledged with the next persisted batch)."""
+        assert self.aligner is not None
+        try:
+            sender = int(record.header(FROM) or "")
+        except ValueError:
+            sender = -1
+        if sender >= 0:
+            self.aligner.bound(record.partition, sender, header_time(record.headers, TIME), now)
+        self._unacked.append(record.token)
+
+    def _may_send(self, record: InRecord) -> bool | str:
+        """Whether processing input ``record`` may send a record to another partition: a
+        forward (not keyed by its customer), an alias request (Identify/Alias of an
+        anonymous id on another partition); for an anonymous visitor's event, its id (it is
+        forwarded once the id has an alias). Conservative: a maybe is a yes."""
+        event = record.event
+        partitions = self.settings.partitions
+        key = record.key_text()
+        customer = event.customer_id
+        if customer:
+            if customer != key and key_partition(customer.encode(), partitions) != record.partition:
+                return True
+            if isinstance(event, Identify):
+                anonymous = event.anonymous_id
+            elif isinstance(event, Alias):
+                anonymous = event.previous_id
+            else:
+                return False
+            if not anonymous or anonymous == customer:
+                return False
+            return key_partition(anonymous.encode(), partitions) != record.partition
+        anonymous = event.anonymous_id or ""
+        if anonymous != key or self.tables.read("identity", f"a:{anonymous}", record):
+            return True
+        return anonymous
+
+    def _sends_elsewhere(self, record: InRecord) -> bool:
+        flag = self._sends.get((record.topic, record.partition, record.offset))
+        return flag is True or (isinstance(flag, str) and flag in self._aliasing)
+
+    async def _publish_bounds(self) -> None:
+        """Tell every other partition, through internal.rekeyed, the lower bound of the event
+        time of what each of our partitions may still send them (streams/align.py): its
+        aligned head of line, or a parked event's time if earlier. Published after the
+        outputs of the records processed so far were acknowledged, so in each rekeyed
+        partition a bound follows the records it covers."""
+        aligner = self.aligner
+        started = time.monotonic()
+        if aligner is None or aligner.peers <= 1 or started - self._bounds_at < BOUND_INTERVAL_S:
+            return
+        partitions = self.active_partitions()
+        if not partitions:
+            return
+        self._bounds_at = started
+        now = started - self._busy_s
+        parking = self.processor.parking
+        outputs: list[OutRecord] = []
+        targets: list[int] = []
+        for partition in sorted(partitions):
+            bound = aligner.head(partition, now, self._caught_up, self._sends_elsewhere)
+            if parking:
+                bound = min(bound, parking.earliest(partition))
+            last = self._published.get(partition)
+            if last is not None and last[0] == bound and started - last[1] < BOUND_REPEAT_S:
+                continue
+            self._published[partition] = (bound, started)
+            headers = [(KIND, BOUND), (TIME, repr(bound).encode()), (FROM, str(partition).encode())]
+            for target in range(aligner.peers):
+                if target != partition:
+                    outputs.append(OutRecord(self.topics.rekeyed, None, b"", headers))
+                    targets.append(target)
+        await self.send(outputs, targets)
 
     def _save_clocks(self) -> None:
         """Queue the moved partition clocks as table writes: persisted with the states, before
@@ -381,8 +493,13 @@ class StreamWorker:
         ]
         for partition in {p for _, p in gone or ()}:
             self._released_at.pop(partition, None)
+            self._published.pop(partition, None)
         if gone is None:
             self._released_at.clear()
+            self._published.clear()
+        if self._sends:  # the records dropped are read again (and judged again)
+            kept = {(t, p) for t, p, _ in self._sends if gone is not None and (t, p) not in gone}
+            self._sends = {k: v for k, v in self._sends.items() if (k[0], k[1]) in kept}
         return [record.token for record in dropped]
 
 
