@@ -17,7 +17,9 @@ a Tansu broker and a redis-server started here):
   the trigger's ``created_at`` to the ESP accepting it (ESP clock, same machine).
 
 Each measurement is repeated (``--repeat``) and the median reported. Human lines first, the
-last line is one JSON object.
+last line is one JSON object. ``*_cpu_ms_per_send``: process CPU per handled trigger (all
+threads of the sink's process; ``http_esp_cpu_ms_per_send``: the local HTTP ESP's process).
+``--http-only`` runs just the HTTP throughput measurement (a quick check, same settings).
 """
 
 from __future__ import annotations
@@ -66,10 +68,25 @@ def _wait_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"port {port} did not open")
 
 
+ESP_PIDS: dict[str, int] = {}
+"""Process id of each local ESP (for its CPU time)."""
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _spawn_esp(kind: str, stack: ExitStack) -> int:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "sinks.devservers", kind, str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ESP_PIDS[kind] = proc.pid
     stack.callback(proc.wait, 5)
     stack.callback(proc.terminate)
     _wait_port(port)
@@ -145,7 +162,31 @@ def bench_http(bootstrap: str, redis_url: str, port: int, n: int) -> float:
     settings = env.settings(esp="http", http_url=f"http://127.0.0.1:{port}/v3/mail/send",
                             concurrency=HTTP_CONCURRENCY, batch_size=HTTP_BATCH,
                             http_batch_size=HTTP_BATCH, http_batch_wait_ms=5)
-    return asyncio.run(_drain(env, settings, n, "http"))
+    esp_before = _cpu_s(ESP_PIDS.get("http", 0))
+    rate = asyncio.run(_drain(env, settings, n, "http"))
+    CPU_MS.setdefault("esp", []).append((_cpu_s(ESP_PIDS.get("http", 0)) - esp_before) * 1000 / n)
+    return rate
+
+
+def http_only(args: argparse.Namespace) -> None:
+    """``--http-only``: just the HTTP throughput run, ``--repeat`` times (a quick check)."""
+    rates = []
+    with ExitStack() as stack:
+        bootstrap, redis_url = _endpoints(stack)
+        port = _spawn_esp("http", stack)
+        for r in range(args.repeat):
+            rates.append(bench_http(bootstrap, redis_url, port, args.n))
+            print(f"run {r + 1}: http {rates[-1]:.0f}/s, sink CPU "
+                  f"{CPU_MS['http'][-1]:.3f} ms/send, local ESP CPU {CPU_MS['esp'][-1]:.3f} "
+                  "ms/send", flush=True)
+    print(json.dumps({
+        "http_sends_per_s": round(statistics.median(rates), 1),
+        "http_cpu_ms_per_send": round(statistics.median(CPU_MS["http"]), 3),
+        "http_esp_cpu_ms_per_send": round(statistics.median(CPU_MS["esp"]), 3),
+        "http_runs": [round(r) for r in rates],
+        "repeat": args.repeat,
+        "n_http": args.n,
+    }))
 
 
 def bench_smtp(bootstrap: str, redis_url: str, port: int, n: int) -> float:
@@ -270,6 +311,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="latency run length")
     parser.add_argument("--low-rate", type=int, default=200, help="second latency rate")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--http-only", action="store_true",
+                        help="only the HTTP throughput run (--repeat times, --n triggers)")
     parser.add_argument("--paced-producer", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.paced_producer:
@@ -285,6 +328,9 @@ def main() -> None:
     from sinks.app import tune_gc
 
     tune_gc()  # as a sink process does (sinks.app.serve): the sink runs in this process
+    if args.http_only:
+        http_only(args)
+        return
     with ExitStack() as stack, tempfile.TemporaryDirectory():
         bootstrap, redis_url = _endpoints(stack)
         http_port = _spawn_esp("http", stack)
@@ -325,6 +371,7 @@ def main() -> None:
         "http_vs_naive": round(med["http"] / med["naive"], 2),
         "http_vs_serial_sink": round(med["http"] / med["serial"], 2),
         "http_cpu_ms_per_send": round(statistics.median(CPU_MS["http"]), 3),
+        "http_esp_cpu_ms_per_send": round(statistics.median(CPU_MS["esp"]), 3),
         "smtp_cpu_ms_per_send": round(statistics.median(CPU_MS["smtp"]), 3),
         "t2a_p50_ms": round(med["p50"], 2),
         "t2a_p99_ms": round(med["p99"], 2),
