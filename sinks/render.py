@@ -176,7 +176,8 @@ def _call_macro(context: Context, macro: Macro, args: tuple[Any, ...]) -> Any:
     as ``missing`` so the macro applies its defaults), without its argument juggling; any
     other call goes through :meth:`Macro.__call__`."""
     count = macro._argument_count
-    if len(args) > count or macro.caller or macro.catch_kwargs or macro.catch_varargs:
+    if (len(args) > count or macro.caller or macro.catch_kwargs or macro.catch_varargs
+            or macro._environment.is_async):
         return macro(*args)
     if len(args) < count:
         args += (missing,) * (count - len(args))
