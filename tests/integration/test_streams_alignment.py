@@ -122,3 +122,69 @@ def test_an_alias_request_waits_for_a_lagging_anonymous_partition(
     finally:
         for worker in workers:
             worker.stop()
+
+
+def test_an_anonymous_partition_ahead_waits_for_the_customers_partition(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The other direction: the anonymous id's partition is *ahead* (little to do) while the
+    customer's partition, on the other worker, works through a backlog before the Identify.
+    Without bounds across partitions the anonymous partition's clock ran past the Identify
+    and its ticker fired the anonymous cart's deadline before the alias request arrived; with
+    them it waits (bound records through internal.rekeyed), hands the cart over, and no tick
+    for the anonymous id is ever sent (as in replay)."""
+    prefix = f"sb{uuid.uuid4().hex[:8]}-"
+    create_topics(kafka_bootstrap, prefix, PARTITIONS, 1).raise_for_errors()
+    topics = TopicNames(prefix)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(TEST_RULES)
+    workers = [
+        WorkerProcess(
+            kafka_bootstrap, prefix, f"{prefix}app", tmp_path / f"w{n}", partitions=PARTITIONS,
+            clock="event", env={"PERSONAFLOW_RULES_FILE": str(rules)},
+        ).start()
+        for n in range(2)
+    ]  # fmt: skip
+    try:
+        for worker in workers:
+            worker.wait_ready(60)
+        owned = _owned(workers)
+        anon_partition, customer_partition = min(owned[0]), min(owned[1])
+        anon = _key_on(anon_partition, "anon")
+        customer = _key_on(customer_partition, "cust")
+        shoe = m.Product(product_id="sku-1", name="shoe", category="shoes", price=50.0)
+        cart_id = f"cart-{customer}"
+        others = [_key_on(customer_partition, "bg", n) for n in range(20)]
+        backlog: list[Any] = [
+            m.PageViewed(event_id=f"bg-{i}", occurred_at=_at(i * 980 / BACKLOG),
+                         anonymous_id=others[i % len(others)])
+            for i in range(BACKLOG)
+        ]  # fmt: skip
+        backlog += [
+            m.Identify(event_id="id", occurred_at=_at(1000), customer_id=customer,
+                       anonymous_id=anon, traits=m.Traits(email="c@example.com")),
+            purchase(T0, 1060, customer, cart_id),
+        ]  # fmt: skip
+        ahead = [
+            m.ProductAdded(event_id="add", occurred_at=_at(940), anonymous_id=anon,
+                           cart_id=cart_id, product=shoe),
+            clock_advance(T0 + 1000 + 3 * 3600, _key_on(anon_partition, "clock")),
+        ]  # fmt: skip
+        events = sorted(backlog + ahead, key=lambda e: e.occurred_at)
+        expected = set(expected_triggers(events, rules))
+        produce_events(kafka_bootstrap, prefix, ahead)  # the anonymous side has it all at once
+        produce_events(kafka_bootstrap, prefix, backlog)
+        wait_committed(kafka_bootstrap, f"{prefix}app", topics.inputs, PARTITIONS, len(events))
+        time.sleep(2)  # a few ticker rounds after the last input
+        ticks = [r.key() for r in read_topic(kafka_bootstrap, topics.ticks, idle=2, timeout=10)]
+        assert anon.encode() not in ticks  # its deadline went over with the cart, as in replay
+        bounds = [
+            r for r in read_topic(kafka_bootstrap, topics.rekeyed, idle=2, timeout=10)
+            if (KIND, b"bound") in [(k, bytes(v)) for k, v in r.headers() or []]
+        ]  # fmt: skip
+        assert bounds  # the partitions told each other how far they may still send
+        ids = live_trigger_ids(kafka_bootstrap, topics.triggers, expected, timeout=40)
+        assert set(ids) == expected
+    finally:
+        for worker in workers:
+            worker.stop()
