@@ -233,9 +233,13 @@ class StreamWorker:
                 return False
             return key_partition(anonymous.encode(), partitions) != record.partition
         anonymous = event.anonymous_id or ""
-        if anonymous != key or self.tables.read("identity", f"a:{anonymous}", record):
+        if anonymous != key:
             return True
-        return anonymous
+        try:
+            aliased = self.tables.read("identity", f"a:{anonymous}", record)
+        except Exception:  # noqa: BLE001 - cannot tell: count it as a sender
+            return True
+        return True if aliased else anonymous
 
     def _sends_elsewhere(self, record: InRecord) -> bool:
         flag = self._sends.get((record.topic, record.partition, record.offset))
