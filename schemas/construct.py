@@ -39,21 +39,28 @@ def _builder(cls: type[BaseModel]) -> Callable[[dict[str, Any]], BaseModel]:
         if (conv := _converter(info.annotation)) is not None
     ]
     names = frozenset(cls.model_fields)
-    new = cls.__new__
-    setattr_ = object.__setattr__
 
     def build(record: dict[str, Any]) -> BaseModel:
         if record.keys() != names:  # not a record of the current schema: take the slow road
             return cls.model_construct(**_convert(record, converters))
         values = _convert(record, converters) if converters else dict(record)
-        obj = new(cls)
-        setattr_(obj, "__dict__", values)
-        setattr_(obj, "__pydantic_fields_set__", set(names))
-        setattr_(obj, "__pydantic_extra__", None)
-        setattr_(obj, "__pydantic_private__", None)
-        return obj
+        return _bare(cls, values, set(names))
 
     return build
+
+
+_setattr = object.__setattr__
+
+
+def _bare(cls: type[M], fields: dict[str, Any], fields_set: set[str]) -> M:
+    """An instance of ``cls`` holding ``fields`` as they are (what ``model_construct`` makes,
+    without its per-field default handling)."""
+    obj = cls.__new__(cls)
+    _setattr(obj, "__dict__", fields)
+    _setattr(obj, "__pydantic_fields_set__", fields_set)
+    _setattr(obj, "__pydantic_extra__", None)
+    _setattr(obj, "__pydantic_private__", None)
+    return obj
 
 
 def _convert(record: dict[str, Any], converters: list[tuple[str, Convert]]) -> dict[str, Any]:
@@ -100,8 +107,6 @@ def trusted_builder(cls: type[M]) -> Callable[..., M]:
     """
     spec = [_field_spec(name, info) for name, info in cls.model_fields.items()]
     names = frozenset(cls.model_fields)
-    new = cls.__new__
-    setattr_ = object.__setattr__
 
     def build(**values: Any) -> M:
         if not names.issuperset(values):
@@ -120,12 +125,7 @@ def trusted_builder(cls: type[M]) -> Callable[..., M]:
             else:
                 value = default
             fields[name] = value
-        obj = new(cls)
-        setattr_(obj, "__dict__", fields)
-        setattr_(obj, "__pydantic_fields_set__", set(values))
-        setattr_(obj, "__pydantic_extra__", None)
-        setattr_(obj, "__pydantic_private__", None)
-        return obj
+        return _bare(cls, fields, set(values))
 
     return build
 
