@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,17 +87,19 @@ def _owned(workers: list[WorkerProcess], timeout: float = 60.0) -> list[set[int]
     raise TimeoutError("the two workers did not split the partitions")
 
 
-def test_an_alias_request_waits_for_a_lagging_anonymous_partition(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
-    prefix = f"sa{uuid.uuid4().hex[:8]}-"
-    create_topics(kafka_bootstrap, prefix, PARTITIONS, 1).raise_for_errors()
-    topics = TopicNames(prefix)
+@contextmanager
+def _two_event_workers(
+    bootstrap: str, tmp_path: Path, stem: str
+) -> Iterator[tuple[str, Path, list[WorkerProcess]]]:
+    """Fresh topics and two ready event-clock workers on the test rules: (prefix, rules file,
+    workers); the workers are stopped afterwards."""
+    prefix = f"{stem}{uuid.uuid4().hex[:8]}-"
+    create_topics(bootstrap, prefix, PARTITIONS, 1).raise_for_errors()
     rules = tmp_path / "rules.yaml"
     rules.write_text(TEST_RULES)
     workers = [
         WorkerProcess(
-            kafka_bootstrap, prefix, f"{prefix}app", tmp_path / f"w{n}", partitions=PARTITIONS,
+            bootstrap, prefix, f"{prefix}app", tmp_path / f"w{n}", partitions=PARTITIONS,
             clock="event", env={"PERSONAFLOW_RULES_FILE": str(rules)},
         ).start()
         for n in range(2)
@@ -103,6 +107,17 @@ def test_an_alias_request_waits_for_a_lagging_anonymous_partition(
     try:
         for worker in workers:
             worker.wait_ready(60)
+        yield prefix, rules, workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def test_an_alias_request_waits_for_a_lagging_anonymous_partition(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    with _two_event_workers(kafka_bootstrap, tmp_path, "sa") as (prefix, rules, workers):
+        topics = TopicNames(prefix)
         owned = _owned(workers)
         mine, backlog = _history(min(owned[0]), min(owned[1]))
         events = sorted(mine + backlog, key=lambda e: e.occurred_at)
@@ -119,9 +134,6 @@ def test_an_alias_request_waits_for_a_lagging_anonymous_partition(
         assert forwarded == []  # the cart add was handed over with the state, not forwarded
         ids = live_trigger_ids(kafka_bootstrap, topics.triggers, expected, timeout=40)
         assert set(ids) == expected
-    finally:
-        for worker in workers:
-            worker.stop()
 
 
 def test_an_anonymous_partition_ahead_waits_for_the_customers_partition(
@@ -133,21 +145,8 @@ def test_an_anonymous_partition_ahead_waits_for_the_customers_partition(
     and its ticker fired the anonymous cart's deadline before the alias request arrived; with
     them it waits (bound records through internal.rekeyed), hands the cart over, and no tick
     for the anonymous id is ever sent (as in replay)."""
-    prefix = f"sb{uuid.uuid4().hex[:8]}-"
-    create_topics(kafka_bootstrap, prefix, PARTITIONS, 1).raise_for_errors()
-    topics = TopicNames(prefix)
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(TEST_RULES)
-    workers = [
-        WorkerProcess(
-            kafka_bootstrap, prefix, f"{prefix}app", tmp_path / f"w{n}", partitions=PARTITIONS,
-            clock="event", env={"PERSONAFLOW_RULES_FILE": str(rules)},
-        ).start()
-        for n in range(2)
-    ]  # fmt: skip
-    try:
-        for worker in workers:
-            worker.wait_ready(60)
+    with _two_event_workers(kafka_bootstrap, tmp_path, "sb") as (prefix, rules, workers):
+        topics = TopicNames(prefix)
         owned = _owned(workers)
         anon_partition, customer_partition = min(owned[0]), min(owned[1])
         anon = _key_on(anon_partition, "anon")
@@ -185,6 +184,3 @@ def test_an_anonymous_partition_ahead_waits_for_the_customers_partition(
         assert bounds  # the partitions told each other how far they may still send
         ids = live_trigger_ids(kafka_bootstrap, topics.triggers, expected, timeout=40)
         assert set(ids) == expected
-    finally:
-        for worker in workers:
-            worker.stop()
