@@ -54,6 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import floor
 from typing import Any
 
 from processors.deadlines import due as due_entries
@@ -189,8 +190,9 @@ class Engine:
             if ref.offset <= st.watermarks.get(key, -1):
                 return Outcome(st, applied=False)
         out = Outcome(st)
+        whole = floor(t)  # due times are ints: "due <= t" as an int compare (no int-float)
         deadlines = st.deadlines
-        if deadlines and deadlines[0][0] <= t:  # [0][0]: the earliest Deadline.due
+        if deadlines and deadlines[0][0] <= whole:  # [0][0]: the earliest Deadline.due
             self._run_due(out, customer_id, t)
         reducer(st, event, int(t), self.rules)
         if not st.persona:
@@ -204,7 +206,7 @@ class Engine:
             if cands:
                 self._arbitrate(out, customer_id, t, cands, cause)
         deadlines = st.deadlines  # reducers and firings may rebind the list
-        if deadlines and deadlines[0][0] <= t:
+        if deadlines and deadlines[0][0] <= whole:
             self._run_due(out, customer_id, t)
         if ref is not None:
             st.watermarks[key] = ref.offset

@@ -8,6 +8,7 @@ rules explain`` lists them. Durations are seconds; a fact that does not apply is
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import ceil
 from typing import Any
 
 from processors.scoring import decay, rfm, rfm_segment, top_categories
@@ -80,7 +81,7 @@ def _event_value(c: Ctx) -> float | None:
 
 
 def _recent_views(c: Ctx, category: str | None = None, product: str | None = None) -> int:
-    since = c.now - c.recent
+    since = ceil(c.now - c.recent)  # an int: the view times are ints (no int-float compares)
     n = 0
     # plain loops over tuple fields (0: product_id, 2: category, 4: at): this runs per view
     if category is not None:
@@ -104,7 +105,7 @@ def _category_views(c: Ctx) -> int:
         category = category_of(c.ev)
         n = 0
         if category:
-            since = c.now - c.recent
+            since = ceil(c.now - c.recent)
             for v in c.st.views:
                 if v[2] == category and v[4] >= since:
                     n += 1

@@ -9,6 +9,7 @@ transitions and triggers are decided afterwards from the new state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import ceil
 from typing import Any
 
 from processors import deadlines as dl
@@ -95,7 +96,7 @@ def product_viewed(st: CustomerState, ev: Any, t: int, rules: RuleSet) -> None:
     steps = rules.deadlines.browse
     if not steps:
         return
-    since = t - settings.recent_window
+    since = ceil(t - settings.recent_window)  # an int, as the view times (int compares)
     seen = 0
     for v in views:  # indexes (0: product_id, 4: at): this runs on every view
         if v[0] == product_id and v[4] >= since:
