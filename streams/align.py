@@ -9,8 +9,13 @@ events depends on fetch timing and on how partitions are split between workers.
 ``(event time, topic, offset)`` order (each topic-partition stays in offset order). A record is
 released only when every *blocking* topic of its partition number either has a buffered record
 (whose time is then at or after the released one) or is idle: nothing fetched for ``hold_s``
-and, when the caller can tell, no more records known on the broker. Non-blocking topics
-(internal.rekeyed, internal.ticks) are merged by time but never hold others back.
+and, when the caller can tell, no more records known on the broker. With ``current`` (the
+caller can tell that a topic has nothing more on the broker *as of a fetch answered after the
+partition's latest record arrived*), such a topic is idle at once: everything appended to it
+before the records waiting here was already fetched, so waiting could only catch a record that
+reaches the broker after them (the hold is then no tolerance either: it runs from the topic's
+last fetch, not from the waiting record). Non-blocking topics (internal.rekeyed,
+internal.ticks) are merged by time but never hold others back.
 
 Across partitions (``peers`` > 1): a partition's records can also come from the other
 partitions (forwarded events and identity alias requests through internal.rekeyed), made
@@ -48,6 +53,10 @@ CaughtUp = Callable[[str, int, int | None], bool]
 """``(topic, partition, last fetched offset or None) -> True`` when nothing more is known to
 wait on the broker (the hold then decides alone)."""
 
+Current = Callable[[str, int, int | None], int]
+"""``(topic, partition, last fetched offset or None) ->`` the highest arrival sequence of the
+records that topic-partition can no longer overtake (see :attr:`Aligner.current`)."""
+
 FIRST = float("-inf")
 """Time of records that are not events (ticks, merge answers, undecodable payloads): they are
 released at once, ahead of the buffered events."""
@@ -69,7 +78,11 @@ def header_time(headers: Iterable[tuple[str, bytes]], name: str) -> float:
     return FIRST
 
 
-def _key(entry: tuple[float, str, int, object]) -> tuple[float, str, int]:
+MAX_SEQ = sys.maxsize
+"""Arrival sequence limit meaning "every record" (see :attr:`Aligner.current`)."""
+
+
+def _key(entry: tuple[float, str, int, int, object]) -> tuple[float, str, int]:
     return entry[0], entry[1], entry[2]
 
 
@@ -77,7 +90,8 @@ def _key(entry: tuple[float, str, int, object]) -> tuple[float, str, int]:
 class _Lane(Generic[T]):
     """The buffered records of one (topic, partition), in offset order."""
 
-    items: deque[tuple[float, str, int, T]] = field(default_factory=deque)
+    items: deque[tuple[float, str, int, int, T]] = field(default_factory=deque)
+    """``(event time, topic, offset, arrival sequence, record)``."""
     fetched_at: float = FIRST
     last_offset: int | None = None
     last_at: float = FIRST
@@ -94,6 +108,7 @@ class Aligner(Generic[T]):
         max_hold_s: float = 0.0,
         peers: int = 0,
         peer_wait_s: float = 0.0,
+        current: Current | None = None,
     ) -> None:
         self.blocking = tuple(sorted(blocking))
         """Topics whose silence holds a partition's release back (the input topics)."""
@@ -107,6 +122,12 @@ class Aligner(Generic[T]):
         self.peer_wait_s = max(peer_wait_s, self.max_hold_s)
         """How long a bound not renewed keeps holding back (a partition without a live owner
         must not stall the others for good)."""
+        self.current = current
+        """``(topic, partition, last fetched offset)`` -> the highest arrival sequence (see
+        :meth:`add`) such that the broker had nothing more for the topic-partition as of a
+        fetch sent after that arrival (-1: none). An empty lane then holds back only the
+        records that arrived later, whatever the hold (None: the hold alone decides)."""
+        self._last_seq = 0
         self._lanes: dict[int, dict[str, _Lane[T]]] = {}
         self._bounds: dict[int, dict[int, list[float]]] = {}
         """Per receiving partition: sender -> [latest bound, monotonic time it last moved]."""
@@ -125,21 +146,26 @@ class Aligner(Generic[T]):
             self._empty_since.pop(partition, None)
         return lanes
 
-    def add(self, topic: str, partition: int, offset: int, at: float, item: T, now: float) -> None:
+    def add(
+        self, topic: str, partition: int, offset: int, at: float, item: T, now: float, seq: int = 0
+    ) -> None:
         """Buffer ``item`` (the record at ``topic``/``partition``/``offset``, event time ``at``)
-        fetched at monotonic time ``now``."""
+        fetched at monotonic time ``now``, in the caller's arrival batch number ``seq``
+        (non-decreasing; used with :attr:`current`)."""
         lanes = self._partition(partition, now)
         lane = lanes.get(topic)
         if lane is None:
             lane = lanes[topic] = _Lane()
         if topic in self.blocking:
-            lane.items.append((at, topic, offset, item))
+            lane.items.append((at, topic, offset, seq, item))
         else:  # internal records from several senders: merged by time, not queued behind
-            insort(lane.items, (at, topic, offset, item), key=_key)  # a later one
+            insort(lane.items, (at, topic, offset, seq, item), key=_key)  # a later one
         lane.fetched_at = now
         lane.last_offset = offset
         if at > lane.last_at:
             lane.last_at = at
+        if seq > self._last_seq:
+            self._last_seq = seq
         self._size += 1
 
     def bound(self, receiver: int, sender: int, at: float, now: float) -> None:
@@ -172,9 +198,9 @@ class Aligner(Generic[T]):
         low = math.inf
         for topic in self.blocking:
             lane = lanes[topic]
-            if lane.last_at < low and not self._quiet(topic, partition, lane, now, caught_up):
+            if lane.last_at < low and not self._settled(topic, partition, lane, now, caught_up):
                 low = lane.last_at
-            for at, _, _, item in lane.items:
+            for at, _, _, _, item in lane.items:
                 if at >= low:
                     break
                 if sends is None or sends(item):
@@ -225,30 +251,51 @@ class Aligner(Generic[T]):
                 limit = self._limit(partition, lanes, now, caught_up)
                 if limit is None:
                     break
-                self._drain(lanes, limit, out, cap)
+                self._drain(lanes, limit[0], limit[1], out, cap)
         self._size -= len(out)
         return out
 
     def _limit(
         self, partition: int, lanes: dict[str, _Lane[T]], now: float, caught_up: CaughtUp | None
-    ) -> tuple[float, str, int] | None:
-        """The highest key that may be released (``None``: nothing may go)."""
-        limit: tuple[float, str, int] | None = (float("inf"), "", 0)
+    ) -> tuple[tuple[float, str, int], int] | None:
+        """The highest key that may be released and the highest arrival sequence of the
+        records that may (``None``: nothing may go)."""
+        limit: tuple[float, str, int] = (float("inf"), "", 0)
+        arrived = MAX_SEQ
         for topic in self.blocking:
             lane = lanes[topic]
             if lane.items:
-                at, _, offset, _ = lane.items[-1]
+                at, _, offset, _, _ = lane.items[-1]
                 key = (at, topic, offset)
-                if limit is None or key < limit:
+                if key < limit:
                     limit = key
                 continue
-            if not self._quiet(topic, partition, lane, now, caught_up):
+            covered = self._covered(topic, partition, lane, now, caught_up)
+            if covered < 0:
                 return None
-        if self.peers > 1 and limit is not None:
+            if covered < arrived:
+                arrived = covered
+        if self.peers > 1:
             cap = (self._cap(partition, now), "\U0010ffff", sys.maxsize)
             if cap < limit:
                 limit = cap
-        return limit
+        return limit, arrived
+
+    def _covered(
+        self, topic: str, partition: int, lane: _Lane[T], now: float, caught_up: CaughtUp | None
+    ) -> int:
+        """Up to which arrival sequence an empty blocking lane lets records go: all when it
+        is quiet, else what :attr:`current` says (-1: none)."""
+        if self._quiet(topic, partition, lane, now, caught_up):
+            return MAX_SEQ
+        current = self.current
+        return -1 if current is None else current(topic, partition, lane.last_offset)
+
+    def _settled(
+        self, topic: str, partition: int, lane: _Lane[T], now: float, caught_up: CaughtUp | None
+    ) -> bool:
+        """Whether an empty blocking lane holds back none of the records buffered now."""
+        return self._covered(topic, partition, lane, now, caught_up) >= self._last_seq
 
     def _quiet(
         self, topic: str, partition: int, lane: _Lane[T], now: float, caught_up: CaughtUp | None
@@ -269,7 +316,7 @@ class Aligner(Generic[T]):
         for topic, lane in lanes.items():
             if lane.items:
                 return False
-            if topic in self.blocking and not self._quiet(topic, partition, lane, now, caught_up):
+            if topic in self.blocking and not self._settled(topic, partition, lane, now, caught_up):
                 return False
         return True
 
@@ -277,6 +324,7 @@ class Aligner(Generic[T]):
     def _drain(
         lanes: dict[str, _Lane[T]],
         limit: tuple[float, str, int],
+        arrived: int,
         out: list[tuple[float, T]],
         cap: int,
     ) -> None:
@@ -287,7 +335,9 @@ class Aligner(Generic[T]):
             if key > limit:
                 return
             items = lanes[topic].items
-            at, _, _, item = items.popleft()
+            if items[0][3] > arrived:  # a lane may still get an earlier record
+                return
+            at, _, _, _, item = items.popleft()
             out.append((at, item))
             if items:
                 heapq.heapreplace(heads, (items[0][:3], topic))

@@ -4,8 +4,9 @@ Measured on the local broker, aiokafka costs about 50 us of Python per record pr
 capped the worker; librdkafka enqueues in a few microseconds and batches in C. Records are
 enqueued with :meth:`BatchProducer.produce`; :meth:`BatchProducer.flush` waits (in a thread,
 so the event loop keeps running) until the broker acknowledged all of them, and raises
-:class:`ProduceError` if any delivery failed: the batch is then not acknowledged and will be
-processed again (at-least-once, idempotent effects).
+:class:`ProduceError` if any delivery failed, then and at every later flush: nothing
+processed since is acknowledged, and the worker stops and re-processes from its committed
+offsets (at-least-once, idempotent effects).
 
 Keys are hashed with murmur2 (``partitioner=murmur2_random``), as aiokafka/Faust do, so a
 customer's records land in the same partition of every co-partitioned topic.
@@ -71,7 +72,9 @@ class BatchProducer:
         timeout = self.flush_timeout_s
         loop = asyncio.get_running_loop()
         remaining = await loop.run_in_executor(None, self._producer.flush, timeout)
-        errors, self._errors = self._errors, []
+        # kept: a failure fails every later flush too, whoever flushes (the ticker's flush must
+        # not swallow a failed output that a persist then acknowledges the input of)
+        errors = self._errors
         if remaining:
             raise ProduceError(f"{remaining} records not acknowledged within {timeout}s")
         if errors:

@@ -1,9 +1,11 @@
 """The glue between Faust and the batch processor: one :class:`StreamWorker` per Faust app.
 
-- :meth:`StreamWorker.handle` runs one batch taken from the stream: process, produce every
-  output and wait for the acks; table writes are persisted (changelog acknowledged) every
-  ``persist_interval_s``, and only the inputs whose writes are persisted are returned for
-  Faust to acknowledge (and later commit).
+- :meth:`StreamWorker.handle` runs one batch taken from the stream: process and produce every
+  output. Every ``persist_interval_s`` a persist starts in the background (the loop goes on
+  with the next batches): it waits until the broker acknowledged every output produced so far,
+  then writes the tables (changelog acknowledged); only then are the inputs behind it returned
+  (by a later call) for Faust to acknowledge and commit. Reads see the writes not persisted
+  yet (:class:`_Unpersisted`).
 - :meth:`StreamWorker.tick_due` is the ticker: it sends a tick through internal.ticks (to the
   customer's own partition) for every due customer of this worker's active partitions.
 - After a rebalance the state cache is dropped and the due-index rebuilt from the table.
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import logging
 import time
@@ -26,7 +29,7 @@ from streams.clock import Clock
 from streams.core import CustomerProcessor, RetriableBatchError, key_partition
 from streams.domain import Domain, persona_of
 from streams.faust_tables import FaustTables
-from streams.records import BOUND, FROM, KIND, TIME, InRecord, OutRecord, Write
+from streams.records import BOUND, FROM, KIND, TIME, InRecord, OutRecord, Space, Write
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.wire import dumps
@@ -59,11 +62,16 @@ class StreamWorker:
         self.clock = clock
         self.tables = tables
         self.topics = TopicNames(settings.topic_prefix)
+        self._pending: dict[tuple[str, str], Any] = {}
+        """Table writes of processed batches not persisted yet (latest per key)."""
+        self._inflight: dict[tuple[str, str], Any] = {}
+        """The writes the background persist is writing (already serialised)."""
+        self.reader = _Unpersisted(self)
         self.processor = CustomerProcessor(
             domain,
             self.topics,
             clock,
-            tables,
+            self.reader,
             cache_max=settings.cache_max_customers,
             partitions=settings.partitions,
         )
@@ -74,8 +82,14 @@ class StreamWorker:
         (a rebuild must not miss states processed but not yet written)."""
         self.batches = 0
         self.records = 0
-        self._pending: dict[tuple[str, str], Any] = {}
         self._unacked: list[Any] = []
+        """Inputs processed since the last persist started (acknowledged after the next)."""
+        self._ready: list[Any] = []
+        """Inputs whose effects are all durable, to return from the next :meth:`handle`."""
+        self._persisting: asyncio.Future[None] | None = None
+        self._failed: BaseException | None = None
+        """Why a background persist failed (raised by the next call: nothing after it may be
+        acknowledged; the worker restarts from the committed offsets)."""
         self._persisted_at = time.monotonic()
         self._shared_clock = 0.0
         hold_s = settings.align_hold_ms / 1000.0
@@ -93,6 +107,7 @@ class StreamWorker:
                 max_hold_s=max_hold_s,
                 peers=peers,
                 peer_wait_s=max_hold_s,
+                current=self._current if settings.align_release_caught_up else None,
             )
         """Event-time alignment of the input topics, and across partitions (None: records go
         as fetched)."""
@@ -110,6 +125,10 @@ class StreamWorker:
         """Per partition: the highest event time released to the processor (its event clock)."""
         self._clock_writes: dict[int, InRecord] = {}
         """Partitions whose event clock moved, with a record of each (the write's source)."""
+        self._arrivals: list[float] = []
+        """When (epoch ms) each recent admission took records in; index 0 is arrival
+        sequence ``_arrivals_base`` (see :meth:`_current`)."""
+        self._arrivals_base = 1
         self._busy_s = 0.0
         """Time spent processing: the aligner's holds count only the time the worker could
         have been fetching (a long batch must not make a topic look idle)."""
@@ -119,10 +138,12 @@ class StreamWorker:
     async def handle(self, events: Sequence[Any]) -> list[Any]:
         """Process one batch of Faust events or messages (empty: only persist if due).
 
-        Outputs are produced and acknowledged by the broker before this returns; table writes
-        are persisted at most every ``persist_interval_s`` (every batch when 0). Returns the
-        inputs whose effects are now all durable: the caller acknowledges exactly those."""
+        Outputs are produced (not waited for); a persist starts at most every
+        ``persist_interval_s`` (every batch when 0) and runs in the background. Returns the
+        inputs whose effects are now all durable (outputs acknowledged, then table writes):
+        the caller acknowledges exactly those. Raises if a background persist failed."""
         async with self._lock:
+            self._check_failed()
             records = self._admit(events)
             started = time.monotonic()
             try:
@@ -132,31 +153,66 @@ class StreamWorker:
                     self._unacked.extend(record.token for record in done)
                 await self._publish_bounds()  # after the outputs they cover were acked
                 if self._persist_due():
-                    await self._persist()
-                    done, self._unacked = self._unacked, []
-                    return done
-                return []
+                    self._start_persist()
+                    if not self.settings.persist_interval_s:  # every batch, before returning
+                        await self._settle()
+                ready, self._ready = self._ready, []
+                return ready
             finally:  # busy time: not counted towards the aligner's holds
                 self._busy_s += time.monotonic() - started
 
     def _persist_due(self) -> bool:
+        if self._persisting is not None and not self._persisting.done():
+            return False  # one at a time: the changelog keeps each key's writes in order
         if not self._pending:
             return bool(self._unacked)
         interval = self.settings.persist_interval_s
         return time.monotonic() - self._persisted_at >= interval or len(self._pending) >= 50_000
 
-    async def _persist(self) -> None:
-        started = time.perf_counter()
+    def _start_persist(self) -> None:
+        """Persist the writes and acknowledge the inputs processed so far, in the background.
+
+        The states are serialised now, so the stored values are exactly those of the batches
+        processed so far (later batches change the cached objects in place), and the inputs
+        taken are exactly the ones behind them."""
         writes = [w.materialise(self.domain.encode_state) for w in self._pending.values()]
-        self._pending.clear()
+        self._inflight, self._pending = self._pending, {}
+        tokens, self._unacked = self._unacked, []
+        self._persisting = asyncio.ensure_future(self._persist_writes(writes, tokens))
+
+    async def _persist_writes(self, writes: list[Write], tokens: list[Any]) -> None:
+        """Outputs acknowledged -> table writes persisted -> inputs ready to acknowledge."""
+        started = time.perf_counter()
         try:
+            await self.tables.producer.flush()  # every output produced before the snapshot
             await self.tables.persist(writes)
-        except BaseException:
+        except BaseException as exc:  # kept, raised by the next call
             self.processor.invalidate()  # the cache holds states that were not persisted
-            raise
+            self._failed = exc
+            log.exception("persist failed: %s", type(exc).__name__)
+            return
+        self._inflight = {}
+        self._ready.extend(tokens)
         self._persisted_at = time.monotonic()
         log.debug("persisted %d writes in %.1fms", len(writes),
                   (time.perf_counter() - started) * 1e3)  # fmt: skip
+
+    async def _settle(self) -> None:
+        """Wait for the background persist (if any); raise if it failed."""
+        if self._persisting is not None:
+            await asyncio.shield(self._persisting)
+        self._check_failed()
+
+    def _check_failed(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+
+    async def _persist(self) -> None:
+        """Persist everything processed so far, and wait for it."""
+        await self._settle()
+        if self._pending or self._unacked:
+            self._start_persist()
+            await self._settle()
 
     # ------------------------------------------------------------------ alignment
 
@@ -169,6 +225,7 @@ class StreamWorker:
             return _in_time_order(records) if self.clock.mode == "event" else records
         now = time.monotonic() - self._busy_s
         add, timed, rekeyed = aligner.add, self._timed, self.topics.rekeyed
+        seq = self._arrival() if events else 0
         for event in events:
             record, at = timed(event)
             if record.topic == rekeyed:
@@ -181,7 +238,7 @@ class StreamWorker:
                 flag = self._may_send(record)
                 if flag:
                     self._sends[(record.topic, record.partition, record.offset)] = flag
-            add(record.topic, record.partition, record.offset, at, record, now)
+            add(record.topic, record.partition, record.offset, at, record, now, seq)
         if not len(aligner):
             return []
         clocks = self._released_at
@@ -236,7 +293,7 @@ class StreamWorker:
         if anonymous != key:
             return True
         try:
-            aliased = self.tables.read("identity", f"a:{anonymous}", record)
+            aliased = self.reader.read("identity", f"a:{anonymous}", record)
         except Exception:  # noqa: BLE001 - cannot tell: count it as a sender
             return True
         return True if aliased else anonymous
@@ -293,7 +350,7 @@ class StreamWorker:
         """Restore the persisted event clocks of ``partitions`` (after a restart/rebalance)."""
         for partition in partitions:
             source = InRecord(self.topics.inputs[0], partition, -1, None, None)
-            raw = self.tables.read("identity", f"{CLOCK_KEY}{partition}", source)
+            raw = self.reader.read("identity", f"{CLOCK_KEY}{partition}", source)
             if raw:
                 at = float(raw)
                 if at > self._released_at.get(partition, FIRST):
@@ -340,6 +397,40 @@ class StreamWorker:
         committed = getattr(consumer, "_committed_offset", {}).get(tp)
         return int(highwater) <= (committed or 0)
 
+    def _arrival(self) -> int:
+        """A new arrival sequence number for the records admitted now (stamped with the time)."""
+        arrivals = self._arrivals
+        if len(arrivals) >= 4096:
+            del arrivals[:2048]
+            self._arrivals_base += 2048
+        arrivals.append(time.time() * 1000.0)
+        return self._arrivals_base + len(arrivals) - 1
+
+    def _current(self, topic: str, partition: int, last_offset: int | None) -> int:
+        """The latest arrival sequence whose records can no longer be overtaken by a record of
+        ``topic``/``partition`` already on the broker (-1: none): the broker had nothing after
+        ``last_offset`` as of a fetch *sent* after they arrived, so everything appended to the
+        topic before them was fetched, and waiting could not change their order.
+
+        The consumer keeps one fetch in flight per broker and stamps each partition of an
+        answer when it handles it, before the answer's records can arrive here. An answer
+        handled after a record arrived therefore comes from a fetch sent after the answer that
+        brought the record, i.e. after the record was appended (on one broker; with several,
+        the two fetches go to different brokers and only the network delay separates them)."""
+        try:
+            polled = self._kafka_consumer().last_poll_timestamp(_tp(topic, partition))
+        except Exception:  # noqa: BLE001 - not assigned or no consumer: the hold decides
+            return -1
+        if not polled or not self._caught_up(topic, partition, last_offset):
+            return -1
+        # arrivals strictly before the answer (its stamp is whole ms, rounded down)
+        index = bisect.bisect_left(self._arrivals, float(polled))
+        return self._arrivals_base + index - 1 if index else -1
+
+    def _kafka_consumer(self) -> Any:
+        """The aiokafka consumer behind Faust's (it runs in Faust's consumer thread)."""
+        return self.app.consumer._thread._ensure_consumer()
+
     def _tick_limits(self, partitions: frozenset[int], now: float) -> dict[int, float]:
         """Per partition, the time up to which deadlines fire. Event time with alignment: the
         partition's own released event time, so a deadline never fires ahead of the
@@ -357,12 +448,11 @@ class StreamWorker:
         started = time.perf_counter()
         effects = await self._process(records)
         try:
-            await self.send(effects.outputs)
+            self._produce(effects.outputs)  # acknowledged before the next persist writes
         except BaseException:
             self.processor.invalidate()
             raise
-        for write in effects.writes:
-            self._pending[(write.space, write.key)] = write
+        self._remember(effects.writes)
         effects.tally.flush()
         self.batches += 1
         self.records += len(records)
@@ -371,6 +461,12 @@ class StreamWorker:
         log.debug("batch records=%d outputs=%d writes=%d in %.1fms", len(records),
                   len(effects.outputs), len(effects.writes), elapsed * 1e3)  # fmt: skip
         return list(effects.done)
+
+    def _remember(self, writes: list[Write]) -> None:
+        """Queue a batch's table writes for the next persist (reads see them at once)."""
+        pending = self._pending
+        for write in writes:
+            pending[(write.space, write.key)] = write
 
     async def _process(self, records: list[InRecord]) -> Any:
         attempt = 0
@@ -387,11 +483,15 @@ class StreamWorker:
         """Produce ``outputs`` and wait until the broker acknowledged all of them."""
         if not outputs:
             return
-        producer = self.tables.producer
+        self._produce(outputs, partitions)
+        await self.tables.producer.flush()
+
+    def _produce(self, outputs: list[OutRecord], partitions: list[int] | None = None) -> None:
+        """Enqueue ``outputs`` (each on its key's partition, or on ``partitions``)."""
+        produce = self.tables.producer.produce
         for i, out in enumerate(outputs):
             partition = partitions[i] if partitions is not None else None
-            producer.produce(out.topic, out.key, out.value, partition, out.headers)
-        await producer.flush()
+            produce(out.topic, out.key, out.value, partition, out.headers)
 
     # ------------------------------------------------------------------ ticker
 
@@ -509,6 +609,31 @@ class StreamWorker:
             kept = {(t, p) for t, p, _ in self._sends if gone is not None and (t, p) not in gone}
             self._sends = {k: v for k, v in self._sends.items() if (k[0], k[1]) in kept}
         return [record.token for record in dropped]
+
+
+class _Unpersisted:
+    """Table reads that see the writes not persisted yet: the pending ones, then those the
+    background persist is writing, then the store."""
+
+    def __init__(self, worker: StreamWorker) -> None:
+        self._worker = worker
+
+    def read(self, space: Space, key: str, source: InRecord) -> bytes | None:
+        worker = self._worker
+        write = worker._pending.get((space, key))
+        if write is None:
+            write = worker._inflight.get((space, key))
+        if write is None:
+            return worker.tables.read(space, key, source)
+        if write.state is not None:  # a state kept as the object (evicted from the cache)
+            return bytes(worker.domain.encode_state(write.state))
+        return write.value  # type: ignore[no-any-return]
+
+
+def _tp(topic: str, partition: int) -> Any:
+    from aiokafka.structs import TopicPartition
+
+    return TopicPartition(topic, partition)
 
 
 def _in_time_order(records: list[InRecord]) -> list[InRecord]:

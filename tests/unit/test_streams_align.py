@@ -96,6 +96,34 @@ def test_a_topic_with_more_on_the_broker_is_not_idle_until_the_longest_hold() ->
     assert aligner.release(20.0, behind) == [(2.0, "cart-2")]  # a stale watermark: go on
 
 
+def test_a_topic_caught_up_after_the_records_arrived_does_not_hold_them_back() -> None:
+    covered = {"site": -1, "cart": 2}  # site: no answer yet from a fetch sent after arrival 1
+
+    def current(topic: str, partition: int, last: int | None) -> int:
+        return covered[topic]
+
+    aligner: Aligner[str] = Aligner(("site", "cart"), HOLD, current=current)
+    aligner.add("cart", 0, 0, 5.0, "cart-5", now=0.0, seq=1)
+    assert aligner.release(0.01) == []  # site may still bring something earlier
+    aligner.add("cart", 0, 1, 6.0, "cart-6", now=0.02, seq=2)
+    covered["site"] = 1  # a fetch sent after arrival 1 found nothing more on site
+    assert aligner.release(0.03) == [(5.0, "cart-5")]  # long before the hold
+    assert not aligner.idle(0, 0.03)
+    covered["site"] = 2
+    assert aligner.release(0.04) == [(6.0, "cart-6")]
+    aligner.add("site", 0, 0, 4.0, "site-4", now=0.05, seq=3)  # late: goes, out of order
+    assert aligner.release(0.05) == []  # cart is not known to be caught up after arrival 3
+    covered["cart"] = 3
+    assert aligner.release(0.06) == [(4.0, "site-4")]
+
+
+def test_without_a_current_answer_the_hold_still_decides() -> None:
+    aligner: Aligner[str] = Aligner(("site", "cart"), HOLD, current=lambda t, p, last: -1)
+    aligner.add("cart", 0, 0, 5.0, "cart-5", now=0.0, seq=1)
+    assert aligner.release(0.1) == []
+    assert aligner.release(HOLD) == [(5.0, "cart-5")]
+
+
 def test_non_events_go_first_and_non_blocking_topics_never_hold_back() -> None:
     aligner: Aligner[str] = Aligner(("site",), HOLD)
     aligner.add("site", 1, 0, 4.0, "site-4", now=0.0)
