@@ -361,7 +361,7 @@ class Renderer:
                     from exc
             except (JinjaTemplateError, SecurityError) as exc:
                 raise TemplateError(f"template {name}: {exc}", reason="template_error") from exc
-            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
                 raise TemplateError(f"template {name}: {exc!r}", reason="template_error") from exc
         subject = ctx["subject"]
         if not subject:

@@ -165,3 +165,14 @@ def test_trigger_type_cannot_reach_outside_the_templates_folder():
     for kind in ("../sinks", "cart_abandonment/../../..", "_layout", ".hidden"):
         email = RENDERER.render(trigger(trigger_type=kind), UNSUB)
         assert email.subject == "News from the shop"
+
+
+def test_an_arithmetic_error_in_a_template_is_a_template_error(tmp_path):
+    # (was raised as a bare ZeroDivisionError: not a TemplateError, so no dead letter)
+    shutil.copytree(TEMPLATES_DIR, tmp_path / "t")
+    (tmp_path / "t" / "welcome" / "subject.j2").write_text("{{ 10 // trigger.step }} news")
+    renderer = Renderer(tmp_path / "t")
+    with pytest.raises(TemplateError) as info:
+        renderer.render(trigger(trigger_type="welcome", step=0), UNSUB)
+    assert info.value.reason == "template_error" and "ZeroDivisionError" in str(info.value)
+    assert renderer.render(trigger(trigger_type="welcome", step=2), UNSUB).subject == "5 news"
