@@ -55,7 +55,7 @@ def test_ready_records_come_back_without_waiting_for_a_full_batch(topic_consumer
 
 
 def test_an_idle_turn_waits_for_the_first_record_then_returns(topic_consumer, monkeypatch):
-    topic, consumer, _ = topic_consumer
+    _, consumer, _ = topic_consumer
     monkeypatch.setattr(service, "FETCH_WAIT_S", 0.3)
     started = time.monotonic()
     assert service._fetch(consumer) == []
