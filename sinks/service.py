@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
 from schemas import topics
 from schemas.codec import encode_event
@@ -62,28 +62,6 @@ PUMP_STOP_S = 5.0
 COMMIT_INTERVAL_S = 0.1
 """Most often the fetch loop commits (synchronously: a commit holds up the next fetch for one
 broker round trip, so not on every 20 ms fetch); always at revocation and shutdown."""
-
-
-FETCH_MAX = 500
-"""Most records taken from the consumer per fetch-loop turn."""
-FETCH_WAIT_S = 0.02
-"""Longest a fetch-loop turn waits for a first record when none is ready."""
-
-
-def _fetch(consumer: Consumer) -> list[Message]:
-    """The records ready now (up to :data:`FETCH_MAX`); when there are none, wait up to
-    :data:`FETCH_WAIT_S` for the first and take it with whatever is ready by then.
-
-    (``consume(n, timeout)`` returns only when ``n`` records arrived or the timeout passed:
-    with a single ``consume(500, 0.02)`` every record at a low rate waited up to 20 ms for
-    others before the sink saw it.)"""
-    msgs: list[Message] = consumer.consume(FETCH_MAX, 0)
-    if msgs:
-        return msgs
-    msgs = consumer.consume(1, FETCH_WAIT_S)
-    if msgs:
-        msgs += consumer.consume(FETCH_MAX - 1, 0)
-    return msgs
 
 
 class _Record(NamedTuple):
@@ -249,7 +227,7 @@ class SinkService:
             if paused != (len(self.backlog) >= (low if paused else high)):
                 paused = not paused
                 await self.consumer.run(self._pause_all, paused)
-            msgs = await self.consumer.run(_fetch, consumer)
+            msgs = await self.consumer.run(consumer.consume, 500, 0.02)
             self.backlog.extend(msgs)
             if not msgs and self.inflight >= limit:
                 await asyncio.wait(list(self.tasks), timeout=0.05,
