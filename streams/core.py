@@ -48,6 +48,7 @@ from streams.records import (
     ANON,
     AT,
     CAUSE,
+    FROM,
     HOPS,
     KIND,
     LOCAL,
@@ -265,7 +266,7 @@ class CustomerProcessor:
         # (this partition's identity table does not hold it: resolving again would loop)
         target = record.key_text() if forwarded else self._resolve(batch, event, record)
         if target != record.key_text():
-            self._forward(batch, record, target)
+            self._forward(batch, record, target, event_time)
             return False
         if self._parked(target, record):
             return True
@@ -292,12 +293,13 @@ class CustomerProcessor:
         alias = self._identity(batch, f"a:{anonymous}", record)
         return alias.decode() if alias else anonymous
 
-    def _forward(self, batch: _Batch, record: InRecord, target: str) -> None:
+    def _forward(self, batch: _Batch, record: InRecord, target: str, event_time: float) -> None:
         hops = int(record.header(HOPS) or 0) + 1
         if hops > MAX_HOPS:
             raise ProcessingError(f"forwarded more than {MAX_HOPS} times (alias loop)")
         origin = record.header(ORIGIN) or f"{record.topic}/{record.partition}/{record.offset}"
-        headers = [(KIND, b"event"), (ORIGIN, origin.encode()), (HOPS, str(hops).encode())]
+        headers = [(KIND, b"event"), (ORIGIN, origin.encode()), (HOPS, str(hops).encode()),
+                   (TIME, repr(event_time).encode())]  # fmt: skip
         value = record.value or b""
         out = OutRecord(self.topics.rekeyed, target.encode(), value, headers)
         self._internal(batch, record, out, record.event)
@@ -308,6 +310,7 @@ class CustomerProcessor:
         """Send ``out`` (an internal.rekeyed record made while handling ``record``); in process
         when its key lands on ``record``'s own partition (see :attr:`partitions`)."""
         if self.partitions is None or key_partition(out.key, self.partitions) != record.partition:
+            out.headers.append((FROM, str(record.partition).encode()))
             batch.outputs.append(out)
             return
         local = InRecord(out.topic, record.partition, LOCAL, out.key, out.value,

@@ -25,7 +25,11 @@ it. With alignment on, the anonymous id's partition releases the request at that
 its own earlier events (so the state it hands over is the state at the Identify, as in
 replay)."""
 FROM = "pf-from"
-"""Header of a ``bound`` record: the partition whose bound it is (see streams/align.py)."""
+"""Header of a ``bound`` record: the partition whose bound it is (see streams/align.py); of a
+forwarded event, alias request or merge answer: the partition that sent it."""
+SENT = "pf-sent"
+"""Header of a forwarded event or alias request sent to another partition of the same worker:
+a unique id, so the worker knows when it has fetched it back (streams/worker.py)."""
 BOUND = b"bound"
 """``pf-kind`` of a bound record: its sender will send nothing earlier than its ``pf-time``."""
 

@@ -17,6 +17,8 @@ import asyncio
 import bisect
 import heapq
 import logging
+import math
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +31,7 @@ from streams.clock import Clock
 from streams.core import CustomerProcessor, RetriableBatchError, key_partition
 from streams.domain import Domain, persona_of
 from streams.faust_tables import FaustTables
-from streams.records import BOUND, FROM, KIND, TIME, InRecord, OutRecord, Space, Write
+from streams.records import BOUND, FROM, KIND, SENT, TIME, InRecord, OutRecord, Space, Write
 from streams.settings import StreamSettings
 from streams.topics import TopicNames
 from streams.wire import dumps
@@ -118,6 +120,15 @@ class StreamWorker:
         """Anonymous ids an alias request was received for (their events become forwards)."""
         self._published: dict[int, tuple[float, float]] = {}
         """Per owned partition: the bound last published and when (monotonic)."""
+        self._owned: frozenset[int] = frozenset()
+        """The partitions this worker owns (as of the current batch): bounds between them are
+        exchanged in process, not through internal.rekeyed."""
+        self._sent: dict[bytes, tuple[int, int, float]] = {}
+        """Forwarded events and alias requests sent between owned partitions and not fetched
+        back yet: id -> (sender, target, event time). They keep the sender's bound for the
+        target at their time until the target has them."""
+        self._sent_count = 0
+        self._nonce = f"{os.getpid()}.{time.time_ns()}"
         self._bounds_at = 0.0
         self.more = False
         """The aligner held back records that could go now (released a batch at most)."""
@@ -144,6 +155,8 @@ class StreamWorker:
         the caller acknowledges exactly those. Raises if a background persist failed."""
         async with self._lock:
             self._check_failed()
+            if self.aligner is not None and self.aligner.peers > 1:
+                self._owned = self.active_partitions() or frozenset()
             records = self._admit(events)
             started = time.monotonic()
             try:
@@ -234,6 +247,10 @@ class StreamWorker:
                     continue
                 if (KIND, b"alias") in record.headers:
                     self._aliasing.add(record.key_text())
+                if self._sent:
+                    sent = record.header(SENT)
+                    if sent:
+                        self._sent.pop(sent.encode(), None)
             elif aligner.peers > 1 and record.event is not None:
                 flag = self._may_send(record)
                 if flag:
@@ -241,6 +258,8 @@ class StreamWorker:
             add(record.topic, record.partition, record.offset, at, record, now, seq)
         if not len(aligner):
             return []
+        if len(self._owned) > 1:
+            self._local_bounds(now)
         clocks = self._released_at
         out: list[InRecord] = []
         moved = self._clock_writes
@@ -256,6 +275,47 @@ class StreamWorker:
                 moved[record.partition] = record
             out.append(record)
         return out
+
+    def _local_bounds(self, now: float) -> None:
+        """Bounds between the partitions this worker owns, in process: each owned partition's
+        bound (as :meth:`_publish_bounds` computes it) goes straight to the others, lowered to
+        the time of anything it sent them that they have not fetched yet. No broker round
+        trip per step (through internal.rekeyed, partitions advanced in lockstep with them)."""
+        aligner = self.aligner
+        assert aligner is not None
+        owned = self._owned
+        pending: dict[tuple[int, int], float] = {}
+        for sender, target, at in self._sent.values():
+            if at < pending.get((sender, target), math.inf):
+                pending[(sender, target)] = at
+        parking = self.processor.parking
+        for sender in owned:
+            bound = aligner.head(sender, now, self._caught_up, self._sends_elsewhere)
+            if parking:
+                bound = min(bound, parking.earliest(sender))
+            for target in owned:
+                if target != sender:
+                    at = pending.get((sender, target), math.inf)
+                    aligner.bound(target, sender, at if at < bound else bound, now)
+
+    def _track_sent(self, outputs: list[OutRecord]) -> None:
+        """Remember forwarded events and alias requests sent to another owned partition
+        (:attr:`_sent`), each with an id header to recognise it when it is fetched back."""
+        rekeyed, owned, partitions = self.topics.rekeyed, self._owned, self.settings.partitions
+        for out in outputs:
+            if out.topic != rekeyed:
+                continue
+            headers = dict(out.headers)
+            kind, sender = headers.get(KIND), headers.get(FROM)
+            if kind not in (b"event", b"alias") or sender is None:
+                continue
+            target = key_partition(out.key, partitions)
+            if target is None or target not in owned:
+                continue
+            self._sent_count += 1
+            sent = f"{self._nonce}.{self._sent_count}".encode()
+            out.headers.append((SENT, sent))
+            self._sent[sent] = (int(sender), target, header_time(out.headers, TIME))
 
     def _bound(self, record: InRecord, now: float) -> None:
         """Take in another partition's bound (acknowledged with the next persisted batch)."""
@@ -320,6 +380,9 @@ class StreamWorker:
         parking = self.processor.parking
         outputs: list[OutRecord] = []
         targets: list[int] = []
+        targets_elsewhere = [t for t in range(aligner.peers) if t not in partitions]
+        if not targets_elsewhere:
+            return  # every partition is ours: bounds go in process (_local_bounds)
         for partition in sorted(partitions):
             bound = aligner.head(partition, now, self._caught_up, self._sends_elsewhere)
             if parking:
@@ -329,10 +392,9 @@ class StreamWorker:
                 continue
             self._published[partition] = (bound, started)
             headers = [(KIND, BOUND), (TIME, repr(bound).encode()), (FROM, str(partition).encode())]
-            for target in range(aligner.peers):
-                if target != partition:
-                    outputs.append(OutRecord(self.topics.rekeyed, None, b"", headers))
-                    targets.append(target)
+            for target in targets_elsewhere:
+                outputs.append(OutRecord(self.topics.rekeyed, None, b"", headers))
+                targets.append(target)
         await self.send(outputs, targets)
 
     def _save_clocks(self) -> None:
@@ -447,6 +509,8 @@ class StreamWorker:
         """Process ``records``; returns the records handled (parked ones are not)."""
         started = time.perf_counter()
         effects = await self._process(records)
+        if len(self._owned) > 1:
+            self._track_sent(effects.outputs)
         try:
             self._produce(effects.outputs)  # acknowledged before the next persist writes
         except BaseException:
@@ -605,6 +669,10 @@ class StreamWorker:
         if gone is None:
             self._released_at.clear()
             self._published.clear()
+        self._owned = frozenset()  # until the next batch: bounds through the broker only
+        lost = None if gone is None else {p for _, p in gone}
+        self._sent = {k: v for k, v in self._sent.items()
+                      if lost is not None and v[0] not in lost and v[1] not in lost}  # fmt: skip
         if self._sends:  # the records dropped are read again (and judged again)
             kept = {(t, p) for t, p, _ in self._sends if gone is not None and (t, p) not in gone}
             self._sends = {k: v for k, v in self._sends.items() if (k[0], k[1]) in kept}

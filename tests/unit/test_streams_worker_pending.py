@@ -76,3 +76,49 @@ def test_a_state_not_persisted_yet_is_read_back_after_the_cache_lost_it(domain: 
     raw = worker.reader.read("customers", "c1", source)
     assert raw is not None and tables.read("customers", "c1", source) is None
     assert domain.decode_state(raw).customer_id == "c1"
+
+
+class _Fetched:
+    """A fetched message, as the batch intake hands it to the worker."""
+
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes, value: bytes,
+                 headers: tuple = ()) -> None:  # fmt: skip
+        self.topic, self.partition, self.offset = topic, partition, offset
+        self.key, self.value, self.timestamp, self.headers = key, value, 1.0, headers
+
+
+def _at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(T0.timestamp() + seconds, UTC)
+
+
+def test_bounds_between_owned_partitions_wait_for_what_was_sent_until_it_is_fetched(
+    domain: Domain,
+) -> None:
+    partitions = 2
+    customer = next(f"c{n}" for n in range(100) if key_partition(f"c{n}".encode(), 2) == 0)
+    anonymous = next(f"a{n}" for n in range(100) if key_partition(f"a{n}".encode(), 2) == 1)
+    settings = StreamSettings(align_hold_ms=300, partitions=partitions, clock="event")
+    tables = MemoryTables(domain.encode_state)
+    worker = StreamWorker(SimpleNamespace(consumer=None), settings, domain, EventClock(), tables)
+    worker._owned = frozenset({0, 1})  # both partitions on this worker: bounds in process
+    hello = Identify(event_id="i", occurred_at=_at(10), customer_id=customer,
+                     anonymous_id=anonymous, traits=Traits(email="c@example.com"))  # fmt: skip
+    views = [ProductViewed(event_id=f"v{t}", occurred_at=_at(t), anonymous_id=anonymous,
+                           product=SHOE) for t in (5, 20)]  # fmt: skip
+    fetched = [
+        _Fetched("events.identity", 0, 0, customer.encode(), encode_event(hello)),
+        *(_Fetched("events.site", 1, i, anonymous.encode(), encode_event(v))
+          for i, v in enumerate(views)),
+    ]  # fmt: skip
+    worker._admit(fetched)
+    worker._busy_s -= 10.0  # every hold has passed: only the bounds hold records back
+    released = worker._admit([])
+    # partition 0's Identify at 10 may send partition 1 an alias request: the view at 20 waits
+    assert sorted(r.event.event_id for r in released) == ["i", "v5"]
+    effects = worker.processor.process(released)
+    worker._track_sent(effects.outputs)
+    (request,) = [o for o in effects.outputs if (KIND, b"alias") in list(o.headers)]
+    assert worker._admit([]) == []  # sent, not fetched back yet: still held at its time
+    back = _Fetched(request.topic, 1, 0, request.key, request.value, tuple(request.headers))
+    order = [(r.topic, r.offset) for r in worker._admit([back])]
+    assert order == [(worker.topics.rekeyed, 0), ("events.site", 1)]  # request, then the view
