@@ -19,7 +19,8 @@ a Tansu broker and a redis-server started here):
 Each measurement is repeated (``--repeat``) and the median reported. Human lines first, the
 last line is one JSON object. ``*_cpu_ms_per_send``: process CPU per handled trigger (all
 threads of the sink's process; ``http_esp_cpu_ms_per_send``: the local HTTP ESP's process).
-``--http-only`` runs just the HTTP throughput measurement (a quick check, same settings).
+``--http-only`` runs just the HTTP throughput measurement (a quick check, same settings);
+``--latency-only`` just the t2a measurement at ``--rate`` (``--repeat`` times).
 """
 
 from __future__ import annotations
@@ -189,6 +190,28 @@ def http_only(args: argparse.Namespace) -> None:
     }))
 
 
+def latency_only(args: argparse.Namespace) -> None:
+    """``--latency-only``: just the t2a measurement at ``--rate``, ``--repeat`` times."""
+    p50s, p99s = [], []
+    with ExitStack() as stack:
+        bootstrap, redis_url = _endpoints(stack)
+        port = _spawn_esp("http", stack)
+        for r in range(args.repeat):
+            p50, p99, count = bench_latency(bootstrap, redis_url, port, args.rate, args.seconds)
+            p50s.append(p50)
+            p99s.append(p99)
+            print(f"run {r + 1}: t2a p50 {p50:.1f} ms p99 {p99:.1f} ms ({count} at "
+                  f"{args.rate}/s)", flush=True)
+    print(json.dumps({
+        "t2a_p50_ms": round(statistics.median(p50s), 2),
+        "t2a_p99_ms": round(statistics.median(p99s), 2),
+        "t2a_p50_runs": [round(v, 1) for v in p50s],
+        "t2a_p99_runs": [round(v, 1) for v in p99s],
+        "rate_per_s": args.rate,
+        "repeat": args.repeat,
+    }))
+
+
 def bench_smtp(bootstrap: str, redis_url: str, port: int, n: int) -> float:
     env = _new_env(bootstrap, redis_url)
     produce(bootstrap, env.topics["triggers.email"], _triggers(n, "s"))
@@ -313,6 +336,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--http-only", action="store_true",
                         help="only the HTTP throughput run (--repeat times, --n triggers)")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the t2a measurement at --rate (--repeat times)")
     parser.add_argument("--paced-producer", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.paced_producer:
@@ -330,6 +355,9 @@ def main() -> None:
     tune_gc()  # as a sink process does (sinks.app.serve): the sink runs in this process
     if args.http_only:
         http_only(args)
+        return
+    if args.latency_only:
+        latency_only(args)
         return
     with ExitStack() as stack, tempfile.TemporaryDirectory():
         bootstrap, redis_url = _endpoints(stack)
