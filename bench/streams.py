@@ -311,8 +311,11 @@ def latency(bootstrap: str, work: Path, **env: str) -> dict[str, float]:
             producer.produce(topic, key=key, value=value)
             producer.poll(0)
 
+        assert proc.process is not None
+        cpu_before, wall_before = _cpu_seconds(proc.process.pid), time.monotonic()
         paced(planned, RATE, send)
         producer.flush(10)
+        cpu_share = (_cpu_seconds(proc.process.pid) - cpu_before) / (time.monotonic() - wall_before)
         time.sleep(3)
         records = read_topic(bootstrap, TopicNames(prefix).triggers, idle=2, timeout=30)
     finally:
@@ -338,9 +341,16 @@ def latency(bootstrap: str, work: Path, **env: str) -> dict[str, float]:
     say(f"e2t at {RATE} ev/s: {len(e2t)} triggers, p50 {percentile(e2t, 0.5) * 1e3:.1f} ms, "
         f"p99 {percentile(e2t, 0.99) * 1e3:.1f} ms")  # fmt: skip
     say(f"deadline lag: {len(lag)} of {len(due)} cart deadlines, p99 {percentile(lag, 0.99):.2f} s")
+    say(f"worker CPU while paced: {cpu_share:.2f} of a core")
     return {"e2t_p50_ms": percentile(e2t, 0.5) * 1e3, "e2t_p99_ms": percentile(e2t, 0.99) * 1e3,
             "e2t_triggers": len(e2t), "deadline_lag_p99_s": percentile(lag, 0.99),
-            "deadline_lag_n": len(lag)}  # fmt: skip
+            "deadline_lag_n": len(lag), "worker_cpu_share": cpu_share}  # fmt: skip
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its children so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- recovery
@@ -433,6 +443,8 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         f"no-op ({med['noop']:,.0f}), {med['worker'] / med['raw']:.2f}x raw ceiling "
         f"({med['raw']:,.0f})")  # fmt: skip
     lat = latency(bootstrap, work)
+    say("e2t again with the hold alone (PERSONAFLOW_ALIGN_RELEASE_CAUGHT_UP=false):")
+    hold_only = latency(bootstrap, work, PERSONAFLOW_ALIGN_RELEASE_CAUGHT_UP="false")
     say("e2t again without event-time alignment (PERSONAFLOW_ALIGN_HOLD_MS=0):")
     unaligned = latency(bootstrap, work, PERSONAFLOW_ALIGN_HOLD_MS="0")
     rec = recovery(bootstrap, work, RECOVERY_CUSTOMERS)
@@ -446,8 +458,11 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         "e2t_p50_ms": round(lat["e2t_p50_ms"], 1),
         "e2t_p99_ms": round(lat["e2t_p99_ms"], 1),
         "deadline_lag_p99_s": round(lat["deadline_lag_p99_s"], 2),
+        "e2t_p50_ms_hold_only": round(hold_only["e2t_p50_ms"], 1),
+        "e2t_p99_ms_hold_only": round(hold_only["e2t_p99_ms"], 1),
         "e2t_p50_ms_unaligned": round(unaligned["e2t_p50_ms"], 1),
         "e2t_p99_ms_unaligned": round(unaligned["e2t_p99_ms"], 1),
+        "worker_cpu_share_at_rate": round(lat["worker_cpu_share"], 2),
         "align_hold_ms": StreamSettings().align_hold_ms,
         "fetch_max_wait_ms": StreamSettings().fetch_max_wait_ms,
         "recovery_s_100k": round(rec["recovery_s"], 2) if RECOVERY_CUSTOMERS == 100_000 else None,
