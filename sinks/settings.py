@@ -65,11 +65,9 @@ class SinkSettings(BaseSettings):
         default=6000, ge=1000, description="consumer group session timeout (Kafka)"
     )
     fetch_wait_max_ms: int = Field(
-        default=10, ge=1, le=5000,
-        description="longest a fetch waits for new triggers (latency vs. idle fetches): Kafka "
-        "answers a waiting fetch as soon as records arrive, Tansu (the local stack) only when "
-        "the wait is over (produce->consume median 10 ms at 50, 92 ms at 500), so at 50 the "
-        "bench's t2a p50 at 500/s carried ~25 ms of fetch wait",
+        default=50, ge=1, le=5000,
+        description="longest a fetch waits for new triggers (latency vs. idle fetches); 10 was "
+        "tried: on Tansu better at 200/s, worse at 500/s (docs/bench/sink.md)",
     )
     concurrency: int = Field(
         default=1024, ge=1,
