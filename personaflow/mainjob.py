@@ -24,7 +24,7 @@ from personaflow.devstack import Endpoints, free_port, local_stack
 from personaflow.procs import Service, personaflow_argv, wait_until
 from personaflow.settings import Settings
 from schemas.models import Envelope, PersonaTransition, SendResult, Trigger
-from schemas.topics import SEND_RESULTS, TRANSITIONS, TRIGGERS
+from schemas.topics import INPUT_TOPICS, SEND_RESULTS, TRANSITIONS, TRIGGERS
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,11 @@ class Pipeline:
             "PERSONAFLOW_TOPIC_PREFIX": self.prefix,
         }
 
+    @property
+    def worker_group(self) -> str:
+        """The workers' app id: their consumer group."""
+        return f"personaflow-{self.prefix.rstrip('.')}"
+
     def start_workers(self, count: int, partitions: int) -> list[int]:
         ports = []
         for index in range(count):
@@ -155,7 +160,7 @@ class Pipeline:
                 "--web-port", str(port),
                 "--data-dir", str(self.workdir / f"worker-{index}"),
                 "--clock", "event",
-                "--app-id", f"personaflow-{self.prefix.rstrip('.')}",
+                "--app-id", self.worker_group,
                 "--topic-prefix", self.prefix,
                 "--partitions", str(partitions),
                 "--no-create-topics",
@@ -254,18 +259,74 @@ def wait_ready(
         )
 
 
+class InputProgress:
+    """Whether a consumer group has committed every record of some topics published so far.
+
+    The workers commit an input's offset only after its outputs and table writes are durable,
+    so "every input committed" means every event was processed. A consumer that never
+    subscribes only reads the group's committed offsets (it does not join the group).
+
+    On Tansu (the local broker) a partition's end offset is reported as the first offset of
+    its last produced batch + 1 (DESIGN.md), so there the check can pass while the last batch
+    is still being processed; it never waits for an offset that does not exist, and the
+    quiet period that follows still applies. On Kafka it is exact."""
+
+    def __init__(self, bootstrap: str, group: str, topics: list[str]) -> None:
+        from confluent_kafka import Consumer
+
+        from personaflow.kafka import consumer_config
+
+        self._consumer = Consumer(consumer_config(bootstrap, group))
+        self._topics = topics
+
+    def done(self) -> bool:
+        """True when every partition of the topics has its end offset committed (a broker
+        that does not answer in time counts as not done)."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            listed = self._consumer.list_topics(timeout=5).topics
+            parts = [TopicPartition(name, p) for name in self._topics if name in listed
+                     for p in listed[name].partitions]
+            for tp in self._consumer.committed(parts, timeout=5):
+                _, end = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                if end > 0 and tp.offset < end:  # tp.offset < 0: nothing committed yet
+                    return False
+        except KafkaException:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 def wait_settled(monitor: OutputMonitor, pipeline: Pipeline, options: RunOptions) -> bool:
-    """Wait until the outputs stop changing for ``quiet_s`` and every trigger has a result."""
+    """Wait until the workers have committed every published event, the outputs have not
+    changed for ``quiet_s`` and every trigger has a result.
+
+    (Quiet outputs alone are not enough: workers that wait for each other at start-up or
+    through a rebalance can be silent for longer than ``quiet_s`` before their first output.)
+    """
+    progress = InputProgress(pipeline.endpoints.bootstrap, pipeline.worker_group,
+                             [spec.full_name(pipeline.prefix) for spec in INPUT_TOPICS])
+    consumed_at: list[float] = []  # when every input was first seen committed
 
     def settled() -> bool:
         if pipeline.dead_services():
             return True
+        if not consumed_at:
+            if not progress.done():
+                return False
+            consumed_at.append(time.monotonic())
         with monitor.lock:
             tally = monitor.tally
-            quiet = time.monotonic() - tally.last_change >= options.quiet_s
-            return quiet and tally.triggers.issubset(tally.results.keys())
+            since = time.monotonic() - max(tally.last_change, consumed_at[0])
+            return since >= options.quiet_s and tally.triggers.issubset(tally.results.keys())
 
-    done = wait_until(settled, options.settle_timeout_s, interval_s=0.5)
+    try:
+        done = wait_until(settled, options.settle_timeout_s, interval_s=0.5)
+    finally:
+        progress.close()
     dead = pipeline.dead_services()
     if dead:
         raise PipelineFailed(f"{dead[0].name} exited; log {dead[0].log_path}:\n{dead[0].tail()}")

@@ -22,9 +22,11 @@ from streams.records import Headers
 
 
 class ProduceError(Exception):
-    """Records were not acknowledged by the broker; retrying the batch may help."""
+    """Records were not acknowledged by the broker. Not retriable in place: a failure fails
+    every later flush of the producer (see :meth:`BatchProducer.flush`), so the worker stops
+    and a restart re-reads from the last committed offsets (outputs are idempotent)."""
 
-    retriable = True
+    retriable = False
 
 
 class BatchProducer:
