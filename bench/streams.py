@@ -589,7 +589,9 @@ def inproc() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--inproc":
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+    elif len(sys.argv) > 1 and sys.argv[1] == "--inproc":
         print(json.dumps(inproc()), flush=True)
     elif len(sys.argv) > 2 and sys.argv[1] == "--baseline":
         mode = sys.argv[2]
