@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from schemas.codec import decode_event, encode_event
 from schemas.models import Identify, Product, ProductAdded, ProductViewed, Traits
 from streams.clock import EventClock
 from streams.core import CustomerProcessor
-from streams.domain import Domain, load_domain
-from streams.harness import TEST_RULES
+from streams.domain import Domain
 from streams.records import KIND, ORIGIN, InRecord
 from streams.replay import MemoryTables
 from streams.topics import TopicNames
@@ -20,13 +16,6 @@ from streams.wire import dumps
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 SHOE = Product(product_id="sku-1", name="shoe", category="shoes", price=10.0)
-
-
-@pytest.fixture(scope="module")
-def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    rules = tmp_path_factory.mktemp("rules") / "rules.yaml"
-    rules.write_text(TEST_RULES)
-    return load_domain(Path(rules))
 
 
 def _processor(domain: Domain, tables: MemoryTables | None = None) -> CustomerProcessor:

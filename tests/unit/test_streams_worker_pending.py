@@ -4,17 +4,13 @@ background, every ``persist_interval_s``): a batch must not act on stale identit
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
-
-import pytest
 
 from schemas.codec import encode_event
 from schemas.models import Identify, Product, ProductViewed, Traits
 from streams.clock import EventClock
 from streams.core import key_partition
-from streams.domain import Domain, load_domain
-from streams.harness import TEST_RULES
+from streams.domain import Domain
 from streams.records import KIND, InRecord
 from streams.replay import MemoryTables
 from streams.settings import StreamSettings
@@ -23,13 +19,6 @@ from streams.worker import StreamWorker
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 PARTITIONS = 4
 SHOE = Product(product_id="sku-1", name="shoe", category="shoes", price=10.0)
-
-
-@pytest.fixture(scope="module")
-def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    rules = tmp_path_factory.mktemp("rules") / "rules.yaml"
-    rules.write_text(TEST_RULES)
-    return load_domain(Path(rules))
 
 
 def _worker(domain: Domain, tables: MemoryTables) -> StreamWorker:
