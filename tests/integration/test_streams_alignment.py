@@ -51,6 +51,17 @@ def _key_on(partition: int, prefix: str, n: int = 0) -> str:
     return found[n]
 
 
+def _page_views(partition: int) -> list[Any]:
+    """BACKLOG page views by 20 anonymous visitors keyed on ``partition``, spread over the
+    first 980 s: a backlog the partition must work through."""
+    others = [_key_on(partition, "bg", n) for n in range(20)]
+    return [
+        m.PageViewed(event_id=f"bg-{i}", occurred_at=_at(i * 980 / BACKLOG),
+                     anonymous_id=others[i % len(others)])
+        for i in range(BACKLOG)
+    ]  # fmt: skip
+
+
 def _history(anon_partition: int, customer_partition: int) -> tuple[list[Any], list[Any]]:
     """(customer's records, anonymous partition's records + clock advances), in event time."""
     anon = _key_on(anon_partition, "anon")
@@ -62,12 +73,7 @@ def _history(anon_partition: int, customer_partition: int) -> tuple[list[Any], l
                    anonymous_id=anon, traits=m.Traits(email="c@example.com")),
         purchase(T0, 1060, customer, cart_id),
     ]  # fmt: skip
-    others = [_key_on(anon_partition, "bg", n) for n in range(20)]
-    backlog: list[Any] = [
-        m.PageViewed(event_id=f"bg-{i}", occurred_at=_at(i * 980 / BACKLOG),
-                     anonymous_id=others[i % len(others)])
-        for i in range(BACKLOG)
-    ]  # fmt: skip
+    backlog = _page_views(anon_partition)
     backlog.append(m.ProductAdded(event_id="add", occurred_at=_at(990), anonymous_id=anon,
                                   cart_id=cart_id, product=shoe))  # fmt: skip
     later = T0 + 1000 + 3 * 3600
@@ -153,12 +159,7 @@ def test_an_anonymous_partition_ahead_waits_for_the_customers_partition(
         customer = _key_on(customer_partition, "cust")
         shoe = m.Product(product_id="sku-1", name="shoe", category="shoes", price=50.0)
         cart_id = f"cart-{customer}"
-        others = [_key_on(customer_partition, "bg", n) for n in range(20)]
-        backlog: list[Any] = [
-            m.PageViewed(event_id=f"bg-{i}", occurred_at=_at(i * 980 / BACKLOG),
-                         anonymous_id=others[i % len(others)])
-            for i in range(BACKLOG)
-        ]  # fmt: skip
+        backlog = _page_views(customer_partition)
         backlog += [
             m.Identify(event_id="id", occurred_at=_at(1000), customer_id=customer,
                        anonymous_id=anon, traits=m.Traits(email="c@example.com")),

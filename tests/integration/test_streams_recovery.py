@@ -107,7 +107,7 @@ def test_kill_mid_stream_then_restart_and_recover(kafka_bootstrap: str, tmp_path
     try:
         second.wait_ready(60)
         wait_committed(kafka_bootstrap, f"{prefix}app", topics.inputs, PARTITIONS, len(events))
-        ids = live_trigger_ids(kafka_bootstrap, topics.triggers, expected, timeout=40)
+        ids = live_trigger_ids(kafka_bootstrap, topics.triggers, expected, timeout=90)
         missing = sorted(described[i] for i in expected - set(ids))
         assert set(ids) == expected, f"missing {missing[:5]}, extra {len(set(ids) - expected)}"
         sample = [f"c{i:05d}" for i in range(0, CUSTOMERS, 97)]
