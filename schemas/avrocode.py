@@ -58,6 +58,8 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
         if shift > 63:
             raise ValueError("varint longer than 10 bytes")
+    if acc >> 64:  # damaged: fastavro wraps such a varint to 64 bits; let it read the record
+        raise ValueError("varint beyond 64 bits")
     return (acc >> 1) ^ -(acc & 1), pos
 
 

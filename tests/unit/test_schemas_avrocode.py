@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from schemas.avrocode import _EPOCH as EPOCH
 from schemas.avrocode import _as_datetime as timestamp_millis
-from schemas.avrocode import compile_reader, compile_writer
+from schemas.avrocode import _read_varint, compile_reader, compile_writer
 from schemas.codec import HEADER_SIZE, Codec, _read_body
 from schemas.errors import DecodeError, EncodeError
 from schemas.models import EVENT_TYPES
@@ -199,3 +199,12 @@ def test_a_huge_block_count_is_refused_without_looping_over_it() -> None:
     damaged = b"\0\0\0\0\0" + bytes(varint) + out.getvalue()[1:]
     with pytest.raises(ValueError, match="block count"):
         compile_reader(schema)(damaged, HEADER_SIZE)  # type: ignore[misc]
+
+
+def test_a_varint_beyond_64_bits_is_left_to_fastavro() -> None:
+    """fastavro wraps a 10-byte varint whose value passes 64 bits; the generated reader
+    refuses it, so the codec's fallback (fastavro) reads the record and both answer alike
+    (found by the damaged-bytes property test: a Send Result's ``attempts``)."""
+    with pytest.raises(ValueError, match="beyond 64 bits"):
+        _read_varint(bytes([0xFF] * 9 + [0x7F]), 0)
+    assert _read_varint(bytes([0xFF] * 9 + [0x01]), 0) == (-(2**63), 10)  # the 64-bit edge
