@@ -116,6 +116,8 @@ class Store:
         self._queue: list[_Op] = []
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._drained = asyncio.Event()
+        """Set whenever the flusher has sent everything queued (cleared by :meth:`exec`)."""
         self._scripts: dict[str, str] = {}
         self.round_trips = 0
 
@@ -155,19 +157,23 @@ class Store:
 
     async def exec(self, method: str, *args: Any) -> Any:
         """Run one Redis command (a pipeline method name and its arguments), auto-pipelined
-        with whatever other tasks issue at the same moment; waits out outages."""
+        with whatever other tasks issue at the same moment; waits out outages. Raises
+        :class:`~sinks.errors.StoreUnavailableError` once the store is closed."""
+        if self.closed:
+            raise StoreUnavailableError(f"{method}: store closed")
         if self._wake is None:
             self._wake = asyncio.Event()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop(), name="redis-autopipeline")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((method, args, future))
+        self._drained.clear()
         self._wake.set()
         return await future
 
     async def _flush_loop(self) -> None:
         assert self._wake is not None
-        while not self.closed:
+        while True:  # after a close, one more round sends what was issued before it
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(0)  # let the tasks woken in this tick add their commands
@@ -176,9 +182,13 @@ class Store:
                 try:
                     await self._run_batch(batch)
                 except Exception as exc:  # noqa: BLE001 - hand the failure to the callers
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _fail(batch, exc)
+                except asyncio.CancelledError:  # closed mid-batch: no caller waits forever
+                    _fail(batch, StoreUnavailableError("redis: store closed during a call"))
+                    raise
+            self._drained.set()
+            if self.closed:
+                return
 
     async def _run_batch(self, batch: list[_Op]) -> None:
         """Send ``batch`` in one pipeline; retry on outages, reload scripts Redis forgot."""
@@ -220,11 +230,33 @@ class Store:
         except _TRANSIENT:
             return False
 
-    async def close(self) -> None:
-        """Stop retrying and close the connection pool."""
+    async def close(self, drain_s: float = 2.0) -> None:
+        """Stop taking commands, let those already issued finish (up to ``drain_s``), stop
+        retrying and close the connection pool. A command still unanswered then fails with
+        :class:`~sinks.errors.StoreUnavailableError`: no caller is left waiting."""
         self.closed = True
-        if self._flusher is not None:
-            self._flusher.cancel()
+        flusher = self._flusher
+        if flusher is not None and not flusher.done() and (self._queue or self._busy()):
+            assert self._wake is not None
+            self._drained.clear()
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), drain_s)
+        if flusher is not None:
+            flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._flusher
+                await flusher
+        queued, self._queue = self._queue, []
+        _fail(queued, StoreUnavailableError("redis: store closed before the call was sent"))
         await self.redis.aclose()
+
+    def _busy(self) -> bool:
+        """Whether the flusher is sending a batch now (woken and not yet idle again)."""
+        return self._wake is not None and not self._drained.is_set()
+
+
+def _fail(ops: list[_Op], exc: BaseException) -> None:
+    """Hand ``exc`` to every caller of ``ops`` still waiting."""
+    for _, _, future in ops:
+        if not future.done():
+            future.set_exception(exc)

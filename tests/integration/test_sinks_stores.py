@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from processors.policy import BudgetPolicy, budget_check
 from sinks.budget import _RESERVE, Budget
+from sinks.errors import StoreUnavailableError
 from sinks.ledger import Claim, Ledger
 from sinks.ratelimit import RateLimiter
 from sinks.store import Store
@@ -117,3 +118,30 @@ async def test_rate_limit_is_shared_by_two_clients(redis_url):
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_close_finishes_issued_commands_and_fails_the_rest(redis_url):
+    """Closing the store lets the commands already issued finish; one that Redis does not
+    answer in time, and any issued after the close, fail with StoreUnavailableError:
+    no caller is left waiting (before, close cancelled the auto-pipeline mid-batch)."""
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    store = Store(redis_url, prefix)
+    key = store.key("counter")
+    issued = [asyncio.create_task(store.exec("incr", key)) for _ in range(50)]
+    await asyncio.sleep(0)  # the commands are queued, not yet sent
+    await store.close()
+    assert sorted(await asyncio.wait_for(asyncio.gather(*issued), 10)) == list(range(1, 51))
+    with pytest.raises(StoreUnavailableError):
+        await store.exec("get", key)
+
+    blocked = Store(redis_url, prefix)
+    waiting = asyncio.create_task(blocked.exec("blpop", blocked.key("empty"), 30))
+    await asyncio.sleep(0.2)  # the blocking pop is in flight
+    started = time.monotonic()
+    await asyncio.wait_for(blocked.close(drain_s=0.5), 10)
+    assert time.monotonic() - started < 5
+    with pytest.raises(StoreUnavailableError):
+        await asyncio.wait_for(waiting, 5)
+    cleanup = Store(redis_url, prefix)
+    await cleanup.exec("delete", key)
+    await cleanup.close()
