@@ -278,17 +278,29 @@ class InputProgress:
 
         self._consumer = Consumer(consumer_config(bootstrap, group))
         self._topics = topics
+        self._parts: list[Any] = []
+        """The topics' partitions, listed once (every topic found)."""
+
+    def _partitions(self) -> list[Any]:
+        """The partitions of the topics (listed until every topic exists, then kept)."""
+        from confluent_kafka import TopicPartition
+
+        if not self._parts:
+            listed = self._consumer.list_topics(timeout=5).topics
+            parts = [TopicPartition(name, p) for name in self._topics if name in listed
+                     for p in listed[name].partitions]
+            if all(name in listed for name in self._topics):
+                self._parts = parts
+            return parts
+        return self._parts
 
     def done(self) -> bool:
         """True when every partition of the topics has its end offset committed (a broker
         that does not answer in time counts as not done)."""
-        from confluent_kafka import KafkaException, TopicPartition
+        from confluent_kafka import KafkaException
 
         try:
-            listed = self._consumer.list_topics(timeout=5).topics
-            parts = [TopicPartition(name, p) for name in self._topics if name in listed
-                     for p in listed[name].partitions]
-            for tp in self._consumer.committed(parts, timeout=5):
+            for tp in self._consumer.committed(self._partitions(), timeout=5):
                 _, end = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
                 if end > 0 and tp.offset < end:  # tp.offset < 0: nothing committed yet
                     return False
