@@ -511,8 +511,32 @@ def _read_back(outputs: list[Any], topic: str, base: int) -> list[_Message]:
     return back
 
 
+class _CaughtUpConsumer:
+    """Stands in for the worker's consumer in the in-process run: the broker holds exactly
+    what was fed so far (high watermark = the next offset of each topic-partition) and every
+    partition was answered by a fetch after the latest records arrived. That is the live
+    worker keeping up with its input, so the aligner releases records as it does live
+    (caught-up release), instead of holding every topic that has nothing buffered for the
+    whole hold (and, with the event clock, waiting for bounds no peer ever sends)."""
+
+    def __init__(self) -> None:
+        self.next: dict[tuple[str, int], int] = {}
+        self._thread = SimpleNamespace(_ensure_consumer=lambda: self)
+        self._committed_offset: dict[Any, int] = {}
+
+    def fed(self, messages: list[Any]) -> None:
+        for m in messages:
+            self.next[(m.topic, m.partition)] = m.offset + 1
+
+    def highwater(self, tp: Any) -> int:
+        return self.next.get((tp.topic, tp.partition), 0)
+
+    def last_poll_timestamp(self, tp: Any) -> int:
+        return int(time.time() * 1000) + 1
+
+
 def _inproc_worker(hold_ms: int) -> Any:
-    from streams.clock import EventClock
+    from streams.clock import WallClock
     from streams.domain import load_domain
     from streams.replay import MemoryTables
     from streams.settings import StreamSettings
@@ -521,25 +545,34 @@ def _inproc_worker(hold_ms: int) -> Any:
     rules = Path(tempfile.mkdtemp(prefix="bench-rules-")) / "rules.yaml"
     rules.write_text(BENCH_RULES)
     domain = load_domain(rules)
-    settings = StreamSettings(align_hold_ms=hold_ms, partitions=PARTITIONS, clock="event")
-    app = SimpleNamespace(consumer=None)  # no broker: no watermarks, the holds decide
-    return StreamWorker(app, settings, domain, EventClock(), MemoryTables(domain.encode_state))
+    # the wall clock, as the live bench's worker runs (no bounds across partitions)
+    settings = StreamSettings(align_hold_ms=hold_ms, partitions=PARTITIONS, clock="wall")
+    app = SimpleNamespace(consumer=_CaughtUpConsumer())
+    return StreamWorker(app, settings, domain, WallClock(), MemoryTables(domain.encode_state))
 
 
 def _inproc_once(messages: list[Any], hold_ms: int, batch: int) -> dict[str, float]:
-    """Seconds spent admitting (decode + alignment) and processing ``messages``."""
+    """Seconds spent admitting (decode + alignment) and processing ``messages``, and how
+    many records were processed (all of them: the caught-up consumer lets every one go)."""
     worker = _inproc_worker(hold_ms)
+    consumer = worker.app.consumer
     admit = process = 0.0
+    count = 0
     back: list[Any] = []  # internal.rekeyed outputs, read back with the next batch
     for i in range(0, len(messages), batch):
+        fed = [*back, *messages[i : i + batch]]
+        consumer.fed(fed)
         t0 = time.perf_counter()
-        records = worker._admit([*back, *messages[i : i + batch]])
+        records = worker._admit(fed)
+        while worker.more and worker.aligner is not None and len(worker.aligner):
+            records += worker._admit([])  # as the intake does: again at once when more wait
         t1 = time.perf_counter()
         effects = worker.processor.process(records)
         t2 = time.perf_counter()
         admit, process = admit + t1 - t0, process + t2 - t1
+        count += sum(1 for r in records if r.topic in worker.topics.inputs)
         back = _read_back(effects.outputs, worker.topics.rekeyed, i)
-    if worker.aligner is not None:  # what the last hold still keeps
+    if worker.aligner is not None and len(worker.aligner):  # what the last hold still keeps
         worker._busy_s -= 3600.0
         t0 = time.perf_counter()
         records = worker._admit([])
@@ -547,7 +580,8 @@ def _inproc_once(messages: list[Any], hold_ms: int, batch: int) -> dict[str, flo
         worker.processor.process(records)
         t2 = time.perf_counter()
         admit, process = admit + t1 - t0, process + t2 - t1
-    return {"admit": admit, "process": process}
+        count += sum(1 for r in records if r.topic in worker.topics.inputs)
+    return {"admit": admit, "process": process, "count": count}
 
 
 def inproc() -> dict[str, Any]:
@@ -566,6 +600,9 @@ def inproc() -> dict[str, Any]:
         rows["decode"].append(time.perf_counter() - t0)
         on = _inproc_once(messages, 300, 300)
         off = _inproc_once(messages, 0, 300)
+        for name, part in (("aligned", on), ("unaligned", off)):
+            if part["count"] != len(messages):  # a figure for fewer records is no figure
+                raise RuntimeError(f"{name}: {part['count']} of {len(messages)} processed")
         rows["aligned"].append(on["admit"] + on["process"])
         rows["aligned_admit"].append(on["admit"])
         rows["aligned_process"].append(on["process"])
