@@ -144,7 +144,7 @@ def _register_agent(app: faust.App, settings: StreamSettings, worker: StreamWork
 
     async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         unacked = app.consumer._unacked_messages  # type: ignore[attr-defined]
-        for message in worker.on_revoked(revoked):
+        for message in await worker.revoke(revoked):
             unacked.discard(message)
 
     app.on_partitions_revoked.connect(_on_revoked)  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from typing import Any
 
 from faust.types import TP
 
+from streams import crashpoints
 from streams.producer import BatchProducer
 from streams.records import InRecord, Space, Write
 
@@ -57,19 +58,33 @@ class FaustTables:
         return None if value is None else bytes(value)
 
     async def persist(self, writes: list[Write]) -> None:
-        """Write to the local stores and the changelogs; returns once the changelog acked."""
+        """Write to the changelogs, wait for their acks, then to the local stores (and the
+        persisted changelog offsets).
+
+        The changelog goes first: a crash before its acks leaves the local store as it was
+        (the inputs behind the writes are not committed, so they are processed again); a
+        crash after them leaves records past the store's persisted offset, which Faust's
+        recovery applies on restart. Writing the local store first (the order before session
+        5) let a crash in between keep a state in the local store that the changelog never
+        got: the restarted worker found its inputs applied (watermarks) and never wrote it
+        again, so a recovery from the changelog (another worker, an empty data dir) went back
+        to the older state."""
         if not writes:
             return
         if not self.producer.track:
             self.track_changelogs()
         head, tail = self._split(writes)
         for write in head:
-            self._apply(write)
+            self._produce(write)
+        crashpoints.reached("changelog-produced")
         if tail:
             await self.producer.flush()
             for write in tail:
-                self._apply(write)
+                self._produce(write)
         await self.producer.flush()
+        crashpoints.reached("changelog-acked")
+        for write in writes:
+            self._store(write)
         self._advance_offsets()
 
     def _split(self, writes: list[Write]) -> tuple[list[Write], list[Write]]:
@@ -83,24 +98,30 @@ class FaustTables:
         tail = [w for i, w in enumerate(writes) if i in tail_at]
         return head, tail
 
-    def _apply(self, write: Write) -> None:
+    def _produce(self, write: Write) -> None:
+        """Enqueue ``write``'s changelog record (same partition as the key's store)."""
+        key = write.key.encode()
+        self.producer.produce(self._changelog(write.space), key, write.value,
+                              write.source.partition)  # fmt: skip
+
+    def _store(self, write: Write) -> None:
+        """Apply ``write`` to the local store partition."""
         store = self.tables[write.space].data
         key = write.key.encode()
-        partition = write.source.partition
         dbs = getattr(store, "_dbs", None)
         if dbs is None:
             if write.value is None:
                 store.data.pop(key, None)
             else:
                 store.data[key] = write.value
+            return
+        partition = write.source.partition
+        db = store._db_for_partition(partition)
+        if write.value is None:
+            db.delete(key)
         else:
-            db = store._db_for_partition(partition)
-            if write.value is None:
-                db.delete(key)
-            else:
-                db.put(key, write.value)
-                store._key_index[key] = partition
-        self.producer.produce(self._changelog(write.space), key, write.value, partition)
+            db.put(key, write.value)
+            store._key_index[key] = partition
 
     def _advance_offsets(self) -> None:
         highest: dict[tuple[str, int], int] = {}

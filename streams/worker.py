@@ -9,6 +9,9 @@
 - :meth:`StreamWorker.tick_due` is the ticker: it sends a tick through internal.ticks (to the
   customer's own partition) for every due customer of this worker's active partitions.
 - After a rebalance the state cache is dropped and the due-index rebuilt from the table.
+  :meth:`StreamWorker.revoke` (Faust's revocation callback) first persists everything
+  processed so far, while the partitions are still this worker's, and fences off records
+  fetched before the rebalance.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 from schemas.errors import DecodeError
 from schemas.models import Alias, Identify
-from streams import metrics, wire
+from streams import crashpoints, metrics, wire
 from streams.align import FIRST, Aligner, header_time
 from streams.clock import Clock
 from streams.core import CustomerProcessor, RetriableBatchError, key_partition
@@ -93,6 +96,10 @@ class StreamWorker:
         """Why a background persist failed (raised by the next call: nothing after it may be
         acknowledged; the worker restarts from the committed offsets)."""
         self._persisted_at = time.monotonic()
+        self._min_generation = 0
+        """Records fetched in an earlier consumer generation are not processed (see
+        :meth:`revoke`): they were fetched before a rebalance, and whoever owns their
+        partition now reads them again from the committed offset, in order."""
         self._shared_clock = 0.0
         hold_s = settings.align_hold_ms / 1000.0
         aligned = hold_s > 0 and settings.intake == "batch"
@@ -155,6 +162,8 @@ class StreamWorker:
         the caller acknowledges exactly those. Raises if a background persist failed."""
         async with self._lock:
             self._check_failed()
+            if self._min_generation:
+                events = self._fresh(events)
             if self.aligner is not None and self.aligner.peers > 1:
                 self._owned = self.active_partitions() or frozenset()
             records = self._admit(events)
@@ -198,7 +207,11 @@ class StreamWorker:
         started = time.perf_counter()
         try:
             await self.tables.producer.flush()  # every output produced before the snapshot
+            if writes:
+                crashpoints.reached("outputs-acked")
             await self.tables.persist(writes)
+            if writes:
+                crashpoints.reached("tables-acked")
         except BaseException as exc:  # kept, raised by the next call
             self.processor.invalidate()  # the cache holds states that were not persisted
             self._failed = exc
@@ -647,6 +660,44 @@ class StreamWorker:
         partition = self.index.partition_of(key)
         return 0 if partition is None else partition
 
+    async def revoke(self, revoked: Any = None) -> list[Any]:
+        """Faust's revocation callback: partitions ``revoked`` (topic-partitions; None: all)
+        are being taken away. Runs before this worker rejoins the group, so no other worker
+        owns them yet.
+
+        Everything processed so far is persisted now (outputs acknowledged, then the table
+        writes), so no write of a revoked partition is left to land in its changelog after
+        another worker took it over and recovered it. Records fetched up to now are fenced
+        off (:meth:`_fresh`): a batch still queued from before the rebalance is not processed.
+        The inputs behind the revoked partitions' writes are not acknowledged here (their
+        commit belongs to the next owner, which reads them again as no-ops: the states hold
+        their watermarks). Returns every token that will never be acknowledged."""
+        generation = getattr(self.app, "consumer_generation_id", None)
+        if revoked is None or revoked:  # (Faust revokes an empty set once at start-up)
+            # the generation being left; the next assignment's is higher
+            self._min_generation = (generation if isinstance(generation, int) else 0) + 1
+        async with self._lock:
+            await self._persist()
+            gone = None if revoked is None else {(tp.topic, tp.partition) for tp in revoked}
+            kept = [t for t in self._ready if gone is not None and _tp_of(t) not in gone]
+            dropped = [t for t in self._ready if gone is None or _tp_of(t) in gone]
+            self._ready = kept
+            return [*self.on_revoked(revoked), *dropped]
+
+    def _fresh(self, events: Sequence[Any]) -> Sequence[Any]:
+        """``events`` without those fetched before the latest revocation (consumer
+        generation below :attr:`_min_generation`); those are forgotten, never acknowledged."""
+        floor = self._min_generation
+        stale = [e for e in events if getattr(e, "generation_id", floor) < floor]
+        if not stale:
+            return events
+        unacked = getattr(getattr(self.app, "consumer", None), "_unacked_messages", None)
+        if unacked is not None:
+            for event in stale:
+                unacked.discard(event)
+        log.info("dropped %d records fetched before a rebalance", len(stale))
+        return [e for e in events if getattr(e, "generation_id", floor) >= floor]
+
     def on_revoked(self, revoked: Any = None) -> list[Any]:
         """Partitions were taken away: forget cached states, rebuild the index later, and drop
         the held records of ``revoked`` (topic-partitions; None: all). Returns the dropped
@@ -696,6 +747,12 @@ class _Unpersisted:
         if write.state is not None:  # a state kept as the object (evicted from the cache)
             return bytes(worker.domain.encode_state(write.state))
         return write.value  # type: ignore[no-any-return]
+
+
+def _tp_of(token: Any) -> tuple[str, int]:
+    """(topic, partition) of an input's token (a Faust message)."""
+    message = getattr(token, "message", token)
+    return message.topic, message.partition
 
 
 def _tp(topic: str, partition: int) -> Any:
