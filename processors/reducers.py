@@ -14,7 +14,7 @@ from typing import Any
 
 from processors import deadlines as dl
 from processors.ruleset import RuleSet
-from processors.scoring import AFFINITY_POINTS, ENGAGEMENT_POINTS, bump, decay
+from processors.scoring import AFFINITY_POINTS, ENGAGEMENT_POINTS, bump, decay, round2
 from processors.state import Cart, CustomerState, Item, Order, View
 
 _new_view = tuple.__new__
@@ -47,10 +47,10 @@ def _affinity(st: CustomerState, category: str, t: int, kind: str, rules: RuleSe
     if old is None:
         affinity[category] = (points, t)
     elif old[1] >= t:  # same second (or late data): no decay to apply
-        affinity[category] = (round(old[0] + points, 2), old[1])
+        affinity[category] = (round2(old[0] + points), old[1])
     else:  # bump(), inlined: this runs for most events
         half = rules.settings.affinity_half_life
-        affinity[category] = (round(old[0] * 0.5 ** ((t - old[1]) / half) + points, 2), t)
+        affinity[category] = (round2(old[0] * 0.5 ** ((t - old[1]) / half) + points), t)
         return
     if len(affinity) > rules.settings.limits.affinity:
         half = rules.settings.affinity_half_life

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +16,7 @@ from processors.scoring import (
     recency_score,
     rfm,
     rfm_segment,
+    round2,
     top_categories,
 )
 
@@ -63,3 +66,24 @@ def test_top_categories_rank_by_decayed_score() -> None:
     affinity = {"shoes": (10.0, int(T)), "home": (6.0, int(T + 14 * DAY)), "toys": (1.0, int(T))}
     assert top_categories(affinity, T + 14 * DAY, HALF, 2) == ["home", "shoes"]
     assert top_categories(affinity, T, HALF, 5) == ["shoes", "home", "toys"]
+
+
+def _same_float(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b and math.copysign(1, a) == math.copysign(1, b)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_round2_is_round_to_two_places(value: float) -> None:
+    assert _same_float(round2(value), round(value, 2))
+
+
+@given(st.integers(min_value=-10**9, max_value=10**9), st.sampled_from([0, 1, 3, 5, 7, 9]))
+def test_round2_on_ties_and_near_ties_is_round(cents: int, thousandth: int) -> None:
+    """Values at and next to ``x.xx5`` (where rounding half-even and half-up differ)."""
+    value = cents / 100 + thousandth / 1000
+    for near in (math.nextafter(value, -math.inf), value, math.nextafter(value, math.inf)):
+        assert _same_float(round2(near), round(near, 2))
+    for tie in (0.125, 0.375, 2.675, 1.005, -0.125, -0.001, 0.0, -0.0):
+        assert _same_float(round2(tie), round(tie, 2))
