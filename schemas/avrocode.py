@@ -30,7 +30,8 @@ current one).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -112,12 +113,13 @@ _PRIMITIVES = frozenset({"string", "bytes", "long", "int", "boolean", "double", 
 class _Gen:
     """Generates the source of one reader or writer (shared name bookkeeping)."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: Models | None = None) -> None:
         self.lines: list[str] = []
         self.names = 0
         self.consts: dict[str, Any] = {}
         self.named: dict[str, Any] = {}
         self.record_fns: dict[str, str] = {}
+        self.models = models
 
     def var(self, stem: str = "v") -> str:
         self.names += 1
@@ -206,7 +208,7 @@ def _emit_read(g: _Gen, schema: Any, out: list[str], ind: str, target: str) -> N
             f"{ind}pos += {width}",
         ]
     elif kind == "enum":
-        symbols = g.const(tuple(schema["symbols"]), "symbols")
+        symbols = g.const(_enum_values(g, schema), "symbols")
         index = g.var("i")
         _emit_long(g, out, ind, index)
         out += [
@@ -271,15 +273,61 @@ def _record_reader(g: _Gen, schema: dict[str, Any]) -> str:
         targets.append((field["name"], target))
         _emit_read(g, field["type"], body, "    ", target)
     items = ", ".join(f"{name!r}: {target}" for name, target in targets)
-    body.append(f"    return {{{items}}}, pos")
+    make = _record_maker(g, schema, tuple(name for name, _ in targets))
+    if make is None:
+        body.append(f"    return {{{items}}}, pos")
+    else:
+        body.append(f"    return {make}({{{items}}}), pos")
     g.lines += [*body, ""]
     return fn
 
 
-def compile_reader(schema: Any) -> Reader | None:
+def _record_maker(g: _Gen, schema: dict[str, Any], fields: tuple[str, ...]) -> str | None:
+    """The name of the constant that turns this record's dict into the caller's object
+    (:class:`Models`), or None: the record stays a dict."""
+    if g.models is None:
+        return None
+    factory = g.models.records.get(str(schema.get("name")))
+    if factory is None:
+        return None
+    make = factory(fields)
+    if make is None:
+        raise Unsupported(f"record {schema.get('name')} does not match its model")
+    return g.const(make, "make")
+
+
+def _enum_values(g: _Gen, schema: dict[str, Any]) -> tuple[Any, ...]:
+    """An enum's values by index: its symbols, or what :class:`Models` converts them to."""
+    symbols = tuple(schema["symbols"])
+    convert = None if g.models is None else g.models.enums.get(str(schema.get("name")))
+    if convert is None:
+        return symbols
+    try:
+        return tuple(convert(symbol) for symbol in symbols)
+    except (ValueError, TypeError) as exc:
+        raise Unsupported(f"enum {schema.get('name')}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Models:
+    """What a reader builds instead of plain values (:func:`compile_reader`'s ``models``).
+
+    ``records``: Avro full record name -> factory, called once at compile time with the
+    record's field names (schema order), returning ``make(fields dict) -> object`` or None
+    when it cannot build that record (then no reader is compiled). ``enums``: Avro full enum
+    name -> converter of a symbol (applied once per symbol at compile time)."""
+
+    records: Mapping[str, Callable[[tuple[str, ...]], Callable[[dict[str, Any]], Any] | None]]
+    enums: Mapping[str, Callable[[str], Any]]
+
+
+def compile_reader(schema: Any, models: Models | None = None) -> Reader | None:
     """``read(buf, pos) -> (record dict, position after it)`` for a record schema, or
-    ``None`` when the schema uses something not covered (see the module docs)."""
-    g = _Gen()
+    ``None`` when the schema uses something not covered (see the module docs).
+
+    With ``models``, records and enums named there are built as the caller's objects while
+    reading (the stream workers' event models: no dict of plain values converted after)."""
+    g = _Gen(models)
     try:
         schema = g.resolve(schema)
         if not isinstance(schema, dict) or schema.get("type") != "record":

@@ -33,7 +33,7 @@ from fastavro.schema import to_parsing_canonical_form
 from pydantic import BaseModel, ValidationError
 
 from schemas.avrocode import Reader, Writer, compile_reader, compile_writer
-from schemas.construct import model_from_raw
+from schemas.construct import event_models, model_from_raw
 from schemas.errors import (
     BadMagicByte,
     CorruptPayload,
@@ -77,6 +77,8 @@ class _ReadPlan:
     reader: Any | None
     fast: Reader | None = None
     """The generated reader (:mod:`schemas.avrocode`) when writer and reader are the same."""
+    model: Reader | None = None
+    """... and the one that builds the event model while reading (:meth:`Codec.decode_fast`)."""
 
 
 class Codec:
@@ -144,8 +146,26 @@ class Codec:
         return _validate(event_type, record, _as_bytes(data))
 
     def decode_fast(self, data: Raw | None) -> BaseModel:
-        """Model of wire-format bytes built without re-validation (see module docs)."""
-        event_type, record = self.decode_raw(data)
+        """Model of wire-format bytes built without re-validation (see module docs).
+
+        Read by the generated reader that builds the model directly when there is one
+        (:func:`schemas.construct.event_models`); anything it does not read cleanly (and
+        the first record of a schema id) goes through :meth:`decode_raw` and
+        :func:`model_from_raw`, which decide the result or the error as before."""
+        raw = _as_bytes(data)
+        if HEADER_SIZE <= len(raw) <= self.max_payload_bytes and raw[0] == MAGIC_BYTE:
+            plan = self._plans.get(int.from_bytes(raw[1:HEADER_SIZE], "big"))
+            if plan is not None and plan.model is not None:
+                try:
+                    event, end = plan.model(raw, HEADER_SIZE)
+                except _FAST_FAILURES:
+                    pass
+                else:
+                    if end == len(raw):
+                        if plan.event_type in _IDENTIFIED:
+                            _check_identity(event.__dict__, raw)
+                        return event  # type: ignore[return-value]
+        event_type, record = self.decode_raw(raw)
         return model_from_raw(event_type, record)
 
     def decode_json(self, data: Raw | str) -> BaseModel:
@@ -177,7 +197,8 @@ class Codec:
         reader = current_schema(writer.event_type)
         same = to_parsing_canonical_form(writer.parsed) == to_parsing_canonical_form(reader)
         fast = compile_reader(writer.parsed) if same else None
-        plan = _ReadPlan(writer.event_type, writer.parsed, None if same else reader, fast)
+        model = compile_reader(writer.parsed, event_models(writer.event_type)) if same else None
+        plan = _ReadPlan(writer.event_type, writer.parsed, None if same else reader, fast, model)
         self._plans[schema_id] = plan
         return plan
 

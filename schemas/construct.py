@@ -20,6 +20,8 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from schemas.avrocode import Models
+from schemas.avrogen import NAMESPACE, full_name
 from schemas.models import EVENT_TYPES
 
 Convert = Callable[[Any], Any]
@@ -50,6 +52,7 @@ def _builder(cls: type[BaseModel]) -> Callable[[dict[str, Any]], BaseModel]:
 
 
 _setattr = object.__setattr__
+_new = object.__new__
 
 
 def _bare(cls: type[M], fields: dict[str, Any], fields_set: set[str]) -> M:
@@ -87,6 +90,70 @@ def _converter(annotation: Any) -> Convert | None:
         sub = _builder(annotation)
         return lambda value: sub(value)
     return None
+
+
+def event_models(event_type: str) -> Models:
+    """What the generated Avro reader of ``event_type`` builds while reading
+    (:func:`schemas.avrocode.compile_reader`): the event's model and its nested models, and
+    its enums, exactly where :func:`model_from_raw` would convert them afterwards (the
+    same walk over the annotations), so the reader returns what ``model_from_raw`` would
+    return for its dict, without the dict and the second pass over it."""
+    cls = EVENT_TYPES[event_type]
+    records: dict[str, Callable[[tuple[str, ...]], Make | None]] = {}
+    enums: dict[str, Callable[[str], Any]] = {}
+    records[full_name(event_type)] = _maker(cls)
+    _walk(cls, records, enums)
+    return Models(records, enums)
+
+
+def _walk(cls: type[BaseModel], records: dict[str, Any], enums: dict[str, Any]) -> None:
+    for info in cls.model_fields.values():
+        target = _converted(info.annotation)
+        if target is None:
+            continue
+        name = f"{NAMESPACE}.{target.__name__}"
+        if issubclass(target, Enum):
+            enums.setdefault(name, target)
+        elif name not in records:
+            records[name] = _maker(target)
+            _walk(target, records, enums)
+
+
+def _converted(annotation: Any) -> Any:
+    """The enum or model class a field's plain Avro values become (the classes
+    :func:`_converter` converts to), or None."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        return _converted(inner[0]) if len(inner) == 1 else None
+    if origin is list:
+        return _converted(get_args(annotation)[0])
+    if isinstance(annotation, type) and issubclass(annotation, Enum | BaseModel):
+        return annotation
+    return None
+
+
+Make = Callable[[dict[str, Any]], Any]
+
+
+def _maker(cls: type[BaseModel]) -> Callable[[tuple[str, ...]], Make | None]:
+    names = frozenset(cls.model_fields)
+
+    def factory(fields: tuple[str, ...]) -> Make | None:
+        if len(fields) != len(names) or frozenset(fields) != names:
+            return None  # not the model's fields: model_from_raw takes the slow road
+
+        def make(values: dict[str, Any]) -> BaseModel:  # _bare, inlined (once per record)
+            obj = _new(cls)
+            _setattr(obj, "__dict__", values)
+            _setattr(obj, "__pydantic_fields_set__", set(names))
+            _setattr(obj, "__pydantic_extra__", None)
+            _setattr(obj, "__pydantic_private__", None)
+            return obj
+
+        return make
+
+    return factory
 
 
 class TrustedValueError(ValueError):

@@ -1,0 +1,145 @@
+"""The generated reader that builds event models while reading (Codec.decode_fast's fast path).
+
+Properties, over every contract: on valid bytes it returns exactly what the dict path returns
+(``model_from_raw`` over fastavro's dict: the same models, enums, nested models, field order,
+fields set); on damaged bytes ``decode_fast`` answers exactly as that path does over fastavro
+alone (the same model, or a DecodeError of the same type and reason).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from fastavro import schemaless_reader
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from schemas.avrocode import compile_reader
+from schemas.codec import HEADER_SIZE, Codec
+from schemas.construct import event_models, model_from_raw
+from schemas.errors import DecodeError
+from schemas.models import EVENT_TYPES
+from schemas.registry import FileRegistry, current_schema
+from tests.unit.test_schemas_roundtrip import model_strategy
+
+TYPES = sorted(EVENT_TYPES)
+_SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+
+def _codec() -> Codec:
+    return Codec(FileRegistry())
+
+
+def _by_dict(raw: bytes, event_type: str) -> BaseModel:
+    """The reference: fastavro's dict, then model_from_raw."""
+    record = schemaless_reader(io.BytesIO(raw[HEADER_SIZE:]), current_schema(event_type), None)
+    return model_from_raw(event_type, record)  # type: ignore[arg-type]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same types, recursively, models with the same fields in the same
+    order and the same fields set."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, BaseModel):
+        return (
+            list(a.__dict__) == list(b.__dict__)
+            and a.model_fields_set == b.model_fields_set
+            and a.__pydantic_extra__ == b.__pydantic_extra__
+            and all(_same(a.__dict__[k], b.__dict__[k]) for k in a.__dict__)
+        )
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("event_type", TYPES)
+def test_every_contract_compiles_a_model_reader(event_type: str) -> None:
+    reader = compile_reader(current_schema(event_type), event_models(event_type))
+    assert reader is not None
+
+
+@pytest.mark.parametrize("event_type", TYPES)
+@settings(max_examples=25, deadline=None, suppress_health_check=_SLOW)
+@given(data=st.data())
+def test_model_reader_builds_what_the_dict_path_builds(event_type: str, data: Any) -> None:
+    codec = _codec()
+    raw = codec.encode(data.draw(model_strategy(EVENT_TYPES[event_type])))
+    reader = compile_reader(current_schema(event_type), event_models(event_type))
+    assert reader is not None
+    event, end = reader(raw, HEADER_SIZE)
+    assert end == len(raw)
+    reference = _by_dict(raw, event_type)
+    assert _same(event, reference)
+    codec.decode_raw(raw)  # the first record of a schema id makes the plan
+    assert _same(codec.decode_fast(raw), reference)
+
+
+def _outcome(read: Any) -> Any:
+    try:
+        event = read()
+    except DecodeError as exc:
+        return ("error", type(exc).__name__, str(exc))
+    return ("ok", type(event).__name__, event.model_dump())
+
+
+@pytest.mark.parametrize("event_type", TYPES)
+@settings(max_examples=30, deadline=None, suppress_health_check=_SLOW)
+@given(data=st.data())
+def test_damaged_bytes_decode_as_fastavro_alone_decodes_them(event_type: str, data: Any) -> None:
+    """Flip, cut or insert bytes: ``decode_fast`` gives the model or the typed error that
+    the dict path gives with fastavro alone reading the body."""
+    fast = _codec()
+    raw = bytearray(fast.encode(data.draw(model_strategy(EVENT_TYPES[event_type]))))
+    fast.decode_raw(bytes(raw))  # plan made: the model reader is used below
+    at = data.draw(st.integers(HEADER_SIZE, len(raw) - 1))
+    how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+    if how == "flip":
+        raw[at] = data.draw(st.integers(0, 255))
+    elif how == "cut":
+        del raw[at:]
+    else:
+        raw[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    damaged = bytes(raw)
+    schema_id = int.from_bytes(damaged[1:HEADER_SIZE], "big")
+    slow = _codec()
+    plan = slow._plan(schema_id, damaged)
+    slow._plans[schema_id] = plan.__class__(plan.event_type, plan.writer, plan.reader)
+    assert _outcome(lambda: fast.decode_fast(damaged)) == _outcome(
+        lambda: slow.decode_fast(damaged)
+    )
+
+
+def test_decode_fast_takes_the_model_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first record of a schema id, a clean record never goes through the dict."""
+    from schemas.samples import sample_events
+
+    codec = _codec()
+    event = sample_events()["Order Completed"]
+    raw = codec.encode(event)
+    first = codec.decode_fast(raw)
+
+    def no_dict(data: Any) -> Any:
+        raise AssertionError("decode_raw called")
+
+    monkeypatch.setattr(codec, "decode_raw", no_dict)
+    again = codec.decode_fast(raw)
+    assert again == first == event
+    assert type(again.products[0]) is type(event.products[0])  # type: ignore[attr-defined]
+
+
+def test_a_record_without_identity_is_refused_on_the_model_path() -> None:
+    from schemas.errors import MissingIdentity
+    from schemas.samples import sample_events
+
+    codec = _codec()
+    event = sample_events()["Product Viewed"]
+    codec.decode_fast(codec.encode(event))  # plan made
+    nobody = event.model_copy(update={"customer_id": None, "anonymous_id": None})
+    with pytest.raises(MissingIdentity):
+        codec.decode_fast(codec.encode(nobody))
