@@ -23,7 +23,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from schemas.errors import DecodeError
@@ -91,6 +92,8 @@ class StreamWorker:
         """Inputs processed since the last persist started (acknowledged after the next)."""
         self._ready: list[Any] = []
         """Inputs whose effects are all durable, to return from the next :meth:`handle`."""
+        self._gate = _AckGate()
+        """Hands inputs back for acknowledgement in offset order per topic-partition."""
         self._persisting: asyncio.Future[None] | None = None
         self._failed: BaseException | None = None
         """Why a background persist failed (raised by the next call: nothing after it may be
@@ -164,6 +167,7 @@ class StreamWorker:
             self._check_failed()
             if self._min_generation:
                 events = self._fresh(events)
+            self._gate.admit(events)
             if self.aligner is not None and self.aligner.peers > 1:
                 self._owned = self.active_partitions() or frozenset()
             records = self._admit(events)
@@ -179,7 +183,7 @@ class StreamWorker:
                     if not self.settings.persist_interval_s:  # every batch, before returning
                         await self._settle()
                 ready, self._ready = self._ready, []
-                return ready
+                return self._gate.release(ready)
             finally:  # busy time: not counted towards the aligner's holds
                 self._busy_s += time.monotonic() - started
 
@@ -682,6 +686,7 @@ class StreamWorker:
             kept = [t for t in self._ready if gone is not None and _tp_of(t) not in gone]
             dropped = [t for t in self._ready if gone is None or _tp_of(t) in gone]
             self._ready = kept
+            self._gate.forget(gone)
             return [*self.on_revoked(revoked), *dropped]
 
     def _fresh(self, events: Sequence[Any]) -> Sequence[Any]:
@@ -728,6 +733,61 @@ class StreamWorker:
             kept = {(t, p) for t, p, _ in self._sends if gone is not None and (t, p) not in gone}
             self._sends = {k: v for k, v in self._sends.items() if (k[0], k[1]) in kept}
         return [record.token for record in dropped]
+
+
+class _AckGate:
+    """Returns inputs for acknowledgement only in offset order per topic-partition.
+
+    Inputs become durable out of order: a record parked behind its customer's identity
+    merge, or buffered in a time-ordered internal lane, is done after later records of its
+    topic-partition (a bound record is done at once). Faust commits the first run of
+    consecutive acknowledged offsets even when the committed offset itself was never
+    acknowledged (``min(acked) - committed > 1`` is its only check, and none while nothing
+    is committed), so acknowledging the later records first committed past the earlier one,
+    and a crash before it was processed lost it."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, int], deque[tuple[int, Any]]] = {}
+        """Per topic-partition: (offset, token) of the inputs taken in and not returned."""
+        self._done: dict[int, Any] = {}
+        """Tokens (by id) that are durable but wait behind an earlier offset."""
+
+    def admit(self, events: Iterable[Any]) -> None:
+        """Take in fetched inputs (each topic-partition in offset order)."""
+        lanes = self._open
+        for event in events:
+            message = getattr(event, "message", event)  # the token of its record
+            tp = (message.topic, message.partition)
+            lane = lanes.get(tp)
+            if lane is None:
+                lane = lanes[tp] = deque()
+            lane.append((message.offset, message))
+
+    def release(self, durable: list[Any]) -> list[Any]:
+        """The inputs that may be acknowledged now, given the newly ``durable`` ones."""
+        if not durable:
+            return []
+        done, lanes = self._done, self._open
+        touched: set[tuple[str, int]] = set()
+        for token in durable:
+            tp = _tp_of(token)
+            if tp in lanes:  # else revoked meanwhile: never acknowledged
+                done[id(token)] = token
+                touched.add(tp)
+        out: list[Any] = []
+        for tp in touched:
+            lane = lanes[tp]
+            while lane and id(lane[0][1]) in done:
+                token = lane.popleft()[1]
+                del done[id(token)]
+                out.append(token)
+        return out
+
+    def forget(self, gone: set[tuple[str, int]] | None) -> None:
+        """Drop the revoked topic-partitions (None: all): their inputs are never returned."""
+        for tp in list(self._open) if gone is None else gone:
+            for _, token in self._open.pop(tp, ()):
+                self._done.pop(id(token), None)
 
 
 class _Unpersisted:
