@@ -118,14 +118,16 @@ def test_kill_at_each_persist_point_then_recover(kafka_bootstrap: str, tmp_path:
         missing = sorted(expected[i] for i in set(expected) - set(ids))
         extra = set(ids) - set(expected)
         assert set(ids) == set(expected), f"missing for {missing[:5]}, extra {len(extra)}"
-        assert _states(final) == states
+        got = _states(final)
+        assert got == states, state_diff(got, states)
     finally:
         final.stop()
 
     fresh = worker("fresh-data", "fresh").start()  # the table from its changelog alone
     try:
         fresh.wait_ready(60)
-        assert _states(fresh) == states
+        got = _states(fresh)
+        assert got == states, state_diff(got, states)
     finally:
         fresh.stop()
 
@@ -140,6 +142,22 @@ def _trigger_ids(bootstrap: str, topic: str, want: set[str], timeout: float) -> 
             break
         time.sleep(1)
     return ids
+
+
+def state_diff(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """The first few differences between two customer -> state view maps, readable."""
+    out: list[str] = []
+    for key in sorted(set(got) | set(want)):
+        a, b = got.get(key), want.get(key)
+        if a == b:
+            continue
+        if a is None or b is None:
+            out.append(f"{key}: {'missing' if a is None else 'unexpected'}")
+        else:
+            fields = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            out.append(f"{key}: " + "; ".join(f"{k}={a.get(k)!r} want {b.get(k)!r}"
+                                               for k in fields))  # fmt: skip
+    return out[:5] + ([f"... {len(out)} customers differ"] if len(out) > 5 else [])
 
 
 def _states(worker: WorkerProcess) -> dict[str, Any]:
