@@ -514,11 +514,13 @@ class StreamWorker:
         """Per partition, the time up to which deadlines fire. Event time with alignment: the
         partition's own released event time, so a deadline never fires ahead of the
         customer's earlier events, however partitions are split or fetched (a deadline after a
-        partition's last event waits for its next event)."""
+        partition's last event waits for its next event). An owned partition without a clock
+        yet gets FIRST: its deadlines wait (a partition left out of the limits had its due
+        customers dropped from the due-index's heap for good)."""
         if self.aligner is None or self.clock.mode != "event":
             return dict.fromkeys(partitions, now)
         released = self._released_at
-        return {p: released[p] for p in partitions if p in released}
+        return {p: released.get(p, FIRST) for p in partitions}
 
     # ------------------------------------------------------------------ processing
 

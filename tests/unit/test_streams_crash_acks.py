@@ -113,3 +113,20 @@ def _answer(tables: _Tables, worker: StreamWorker, customer: str) -> _Message:
     (merge,) = [o for o in effects.outputs if (KIND, b"merge") in o.headers]
     assert merge.key == customer.encode()
     return _Message("internal.rekeyed", 0, customer, merge.value, tuple(merge.headers))
+
+
+def test_a_partition_without_an_event_clock_yet_keeps_its_due_customers(domain: Domain) -> None:
+    settings = StreamSettings(align_hold_ms=300, partitions=PARTITIONS, clock="event")
+    app = SimpleNamespace(consumer=None)
+    worker = StreamWorker(app, settings, domain, EventClock(), cast(Any, _Tables(domain)))
+    worker.index.update("early", 0, 100.0, None)
+    worker.index.update("waiting", 1, 100.0, None)
+    worker._released_at[0] = 200.0  # partition 1 has not released (or restored) a clock yet
+    owned = frozenset({0, 1})
+    assert worker.index.pop_due_within(worker._tick_limits(owned, 0.0), 0.0, 10.0) == [
+        ("early", 100.0)
+    ]
+    worker._released_at[1] = 150.0
+    assert worker.index.pop_due_within(worker._tick_limits(owned, 0.0), 1.0, 10.0) == [
+        ("waiting", 100.0)
+    ]
