@@ -61,14 +61,26 @@ class BatchIntake:
         fetcher_stopped = fetcher._stopped.is_set
         callback = consumer.callback
         mine = self.topics
+        read_offset = consumer._read_offset
+        acks_enabled_for = consumer.app.topics.acks_enabled_for
+        unacked = consumer._unacked_messages
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 batch: list[Any] = []
                 async for tp, message in consumer.getmany(timeout=1.0):
-                    if not await self._in_order(consumer, tp, message):
+                    # Faust's read-offset bookkeeping (drop re-deliveries, record gaps for
+                    # commits), inline: no coroutine per record
+                    offset = message.offset
+                    read = read_offset[tp]
+                    if read is not None and offset < read:
                         continue
+                    if read and offset - read > 1 and acks_enabled_for(message.topic):
+                        await consumer._add_gap(tp, read + 1, offset)
+                    read_offset[tp] = offset
                     if message.topic in mine:
-                        _track(consumer, message)
+                        if not message.tracked:
+                            message.tracked = True
+                            unacked.add(message)
                         batch.append(message)
                     else:
                         await callback(message)
@@ -84,18 +96,6 @@ class BatchIntake:
             if self.app.should_stop:
                 return
             raise
-
-    @staticmethod
-    async def _in_order(consumer: Any, tp: Any, message: Any) -> bool:
-        """Faust's read-offset bookkeeping: drop re-deliveries, record gaps (for commits)."""
-        offset = message.offset
-        read = consumer._read_offset[tp]
-        if read is not None and offset < read:
-            return False
-        if read and offset - read > 1 and consumer.app.topics.acks_enabled_for(message.topic):
-            await consumer._add_gap(tp, read + 1, offset)
-        consumer._read_offset[tp] = offset
-        return True
 
     async def run(self) -> None:
         """The processing task: batches from the queue -> handler -> acknowledge."""
@@ -128,8 +128,3 @@ class BatchIntake:
             log.info("dropped %d records of revoked partitions", len(messages) - len(keep))
         return keep
 
-
-def _track(consumer: Any, message: Any) -> None:
-    if not message.tracked:
-        message.tracked = True
-        consumer._unacked_messages.add(message)
