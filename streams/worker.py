@@ -274,6 +274,7 @@ class StreamWorker:
                     self._sends[(record.topic, record.partition, record.offset)] = flag
             add(record.topic, record.partition, record.offset, at, record, now, seq)
         if not len(aligner):
+            self.more = False  # nothing held: the intake waits for the next fetch
             return []
         if len(self._owned) > 1:
             self._local_bounds(now)
