@@ -9,6 +9,10 @@ persist passes them (streams/worker.py, streams/faust_tables.py):
 - ``changelog-produced``: the table writes' changelog records are enqueued (not
   acknowledged; with ``changelog_single_tail`` the last record of each changelog partition
   is not even enqueued); nothing is in the local store yet.
+- ``changelog-head-acked`` (with ``changelog_single_tail`` only): the changelog acknowledged
+  every write but the last of each changelog partition, which is not produced yet. A
+  partition's event clock (``pf-clock:<p>``, often its only identity write) is such a last
+  write: a crash here leaves states durable without the clock that was persisted with them.
 - ``changelog-acked``: the changelog acknowledged every write; the local store has none.
 - ``tables-acked``: the local store has the writes and the persisted changelog offsets
   advanced; the inputs behind them are not yet acknowledged to Faust.
@@ -25,7 +29,8 @@ import signal
 import sys
 
 ENV = "PERSONAFLOW_CRASH_AT"
-POINTS = ("outputs-acked", "changelog-produced", "changelog-acked", "tables-acked")
+POINTS = ("outputs-acked", "changelog-produced", "changelog-head-acked", "changelog-acked",
+          "tables-acked")
 
 
 def _parse(value: str) -> tuple[str, int]:

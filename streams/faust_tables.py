@@ -79,6 +79,7 @@ class FaustTables:
         crashpoints.reached("changelog-produced")
         if tail:
             await self.producer.flush()
+            crashpoints.reached("changelog-head-acked")
             for write in tail:
                 self._produce(write)
         await self.producer.flush()
