@@ -168,7 +168,12 @@ def _emit_read(g: _Gen, schema: Any, out: list[str], ind: str, target: str) -> N
         if logical != "timestamp-millis" or kind != "long":
             raise Unsupported(f"logical type {logical}")
         _emit_long(g, out, ind, target)
-        out.append(f"{ind}{target} = _as_datetime({target})")
+        out += [  # _as_datetime, its common case inline
+            f"{ind}if 0 <= {target} < _EXACT_MS:",
+            f"{ind}    {target} = _fromtimestamp({target} / 1000, _UTC)",
+            f"{ind}else:",
+            f"{ind}    {target} = _as_datetime({target})",
+        ]
         return
     if isinstance(kind, (dict, list)):
         _emit_read(g, kind, out, ind, target)
@@ -179,16 +184,25 @@ def _emit_read(g: _Gen, schema: Any, out: list[str], ind: str, target: str) -> N
         _emit_long(g, out, ind, target)
     elif kind in ("string", "bytes"):
         n = g.var("n")
-        _emit_long(g, out, ind, n)
+        read = ".decode()" if kind == "string" else ""
+        # a length below 64 is one byte (zigzag: even, under 128): read inline
         out += [
-            f"{ind}end = pos + {n}",
-            f"{ind}if {n} < 0 or end > size:",
-            f"{ind}    raise ValueError('truncated')",
+            f"{ind}{n} = buf[pos]",
+            f"{ind}if {n} < 128 and not {n} & 1:",
+            f"{ind}    end = pos + 1 + ({n} >> 1)",
+            f"{ind}    if end > size:",
+            f"{ind}        raise ValueError('truncated')",
+            f"{ind}    {target} = buf[pos + 1:end]{read}",
+            f"{ind}else:",
         ]
-        if kind == "string":
-            out.append(f"{ind}{target} = buf[pos:end].decode()")
-        else:
-            out.append(f"{ind}{target} = buf[pos:end]")
+        inner = ind + "    "
+        _emit_long(g, out, inner, n)
+        out += [
+            f"{inner}end = pos + {n}",
+            f"{inner}if {n} < 0 or end > size:",
+            f"{inner}    raise ValueError('truncated')",
+            f"{inner}{target} = buf[pos:end]{read}",
+        ]
         out.append(f"{ind}pos = end")
     elif kind == "boolean":
         out += [
@@ -227,11 +241,18 @@ def _emit_read(g: _Gen, schema: Any, out: list[str], ind: str, target: str) -> N
 
 def _emit_read_union(g: _Gen, branches: list[Any], out: list[str], ind: str, target: str) -> None:
     index = g.var("u")
-    _emit_long(g, out, ind, index)
-    for i, branch in enumerate(branches):
-        out.append(f"{ind}{'if' if i == 0 else 'elif'} {index} == {i}:")
+    # a branch index below 64 is one byte, twice the index (zigzag): tested as it is
+    out.append(f"{ind}{index} = buf[pos]")
+    for i, branch in enumerate(branches[:64]):
+        out += [f"{ind}{'if' if i == 0 else 'elif'} {index} == {2 * i}:", f"{ind}    pos += 1"]
         _emit_read(g, branch, out, ind + "    ", target)
-    out += [f"{ind}else:", f"{ind}    raise ValueError('union index')"]
+    out.append(f"{ind}else:")  # any other encoding of the index: decoded in full
+    inner = ind + "    "
+    _emit_long(g, out, inner, index)
+    for i, branch in enumerate(branches):
+        out.append(f"{inner}{'if' if i == 0 else 'elif'} {index} == {i}:")
+        _emit_read(g, branch, out, inner + "    ", target)
+    out += [f"{inner}else:", f"{inner}    raise ValueError('union index')"]
 
 
 def _emit_read_blocks(
@@ -337,7 +358,8 @@ def compile_reader(schema: Any, models: Models | None = None) -> Reader | None:
         return None
     source = "\n".join(g.lines) + f"\ndef read(buf, pos):\n    return {fn}(buf, pos, len(buf))\n"
     scope: dict[str, Any] = {"_read_varint": _read_varint, "_as_datetime": _as_datetime,
-                             **g.consts}
+                             "_EXACT_MS": _EXACT_MS, "_fromtimestamp": _fromtimestamp,
+                             "_UTC": UTC, **g.consts}
     exec(compile(source, f"<avro reader {schema.get('name')}>", "exec"), scope)
     reader: Reader = scope["read"]
     return reader
