@@ -38,9 +38,12 @@ LOCAL = -1
 never produced, never consumed, never acknowledged."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InRecord:
-    """One consumed record. ``token`` is the adapter's handle (the Faust event) for writes."""
+    """One consumed record. ``token`` is the adapter's handle (the Faust event) for writes.
+
+    Treated as immutable, but not declared frozen: one is built per record, and a frozen
+    dataclass's ``__init__`` (``object.__setattr__`` per field) cost 2.9 us against 0.6 us."""
 
     topic: str
     partition: int
