@@ -69,9 +69,9 @@ class InRecord:
         return self.key.decode("utf-8", "replace") if self.key else ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutRecord:
-    """One record to produce."""
+    """One record to produce (treated as immutable; not frozen, like :class:`InRecord`)."""
 
     topic: str
     key: bytes | None
