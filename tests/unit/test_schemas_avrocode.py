@@ -24,6 +24,7 @@ from schemas.codec import HEADER_SIZE, Codec, _read_body
 from schemas.errors import DecodeError, EncodeError
 from schemas.models import EVENT_TYPES
 from schemas.registry import FileRegistry, current_schema
+from tests.unit.decoding import damage, same
 from tests.unit.test_schemas_roundtrip import model_strategy
 
 CODEC = Codec(FileRegistry())
@@ -40,17 +41,6 @@ def _plan(raw: bytes) -> Any:
     return CODEC._plans.get(schema_id) or CODEC._plan(schema_id, raw)
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal values of the same types, recursively (True == 1 would hide a bool read as int)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 @pytest.mark.parametrize("event_type", TYPES)
 def test_every_contract_compiles(event_type: str) -> None:
     assert compile_reader(current_schema(event_type)) is not None
@@ -64,7 +54,7 @@ def test_compiled_reader_returns_what_fastavro_returns(event_type: str, data: An
     schema = current_schema(event_type)
     value, end = compile_reader(schema)(raw, HEADER_SIZE)  # type: ignore[misc]
     assert end == len(raw)
-    assert _same(value, _fastavro(raw, schema))
+    assert same(value, _fastavro(raw, schema))
 
 
 @pytest.mark.parametrize("event_type", TYPES)
@@ -73,16 +63,8 @@ def test_compiled_reader_returns_what_fastavro_returns(event_type: str, data: An
 def test_damaged_bytes_are_never_read_differently(event_type: str, data: Any) -> None:
     """Flip, cut or insert bytes: the codec answers exactly as fastavro alone would (the same
     record, or a DecodeError of the same type and reason)."""
-    raw = bytearray(CODEC.encode(data.draw(model_strategy(EVENT_TYPES[event_type]))))
-    at = data.draw(st.integers(HEADER_SIZE, len(raw) - 1))
-    how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
-    if how == "flip":
-        raw[at] = data.draw(st.integers(0, 255))
-    elif how == "cut":
-        del raw[at:]
-    else:
-        raw[at:at] = data.draw(st.binary(min_size=1, max_size=4))
-    damaged = bytes(raw)
+    raw = CODEC.encode(data.draw(model_strategy(EVENT_TYPES[event_type])))
+    damaged = damage(raw, data)
     plan = _plan(damaged)
     reference = plan.__class__(plan.event_type, plan.writer, plan.reader, None)  # fastavro only
     assert _outcome(lambda: _read_body(damaged, plan)) == _outcome(
@@ -161,7 +143,7 @@ def test_records_maps_arrays_enums_and_named_references() -> None:
     raw = out.getvalue()
     value, end = compile_reader(schema)(raw, HEADER_SIZE)  # type: ignore[misc]
     assert end == len(raw)
-    assert _same(value, _fastavro(raw, schema))
+    assert same(value, _fastavro(raw, schema))
     assert value["tags"] == {"x": -3, "y": 2**40} and value["kinds"] == ["b", "a", "b"]
     assert compile_writer(schema) is None  # a union of three types: left to fastavro
     del schema["fields"][-1], record["either"]

@@ -23,6 +23,7 @@ from schemas.construct import event_models, model_from_raw
 from schemas.errors import DecodeError
 from schemas.models import EVENT_TYPES
 from schemas.registry import FileRegistry, current_schema
+from tests.unit.decoding import damage, same
 from tests.unit.test_schemas_roundtrip import model_strategy
 
 TYPES = sorted(EVENT_TYPES)
@@ -37,25 +38,6 @@ def _by_dict(raw: bytes, event_type: str) -> BaseModel:
     """The reference: fastavro's dict, then model_from_raw."""
     record = schemaless_reader(io.BytesIO(raw[HEADER_SIZE:]), current_schema(event_type), None)
     return model_from_raw(event_type, record)  # type: ignore[arg-type]
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal values of the same types, recursively, models with the same fields in the same
-    order and the same fields set."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, BaseModel):
-        return (
-            list(a.__dict__) == list(b.__dict__)
-            and a.model_fields_set == b.model_fields_set
-            and a.__pydantic_extra__ == b.__pydantic_extra__
-            and all(_same(a.__dict__[k], b.__dict__[k]) for k in a.__dict__)
-        )
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 @pytest.mark.parametrize("event_type", TYPES)
@@ -75,9 +57,9 @@ def test_model_reader_builds_what_the_dict_path_builds(event_type: str, data: An
     event, end = reader(raw, HEADER_SIZE)
     assert end == len(raw)
     reference = _by_dict(raw, event_type)
-    assert _same(event, reference)
+    assert same(event, reference)
     codec.decode_raw(raw)  # the first record of a schema id makes the plan
-    assert _same(codec.decode_fast(raw), reference)
+    assert same(codec.decode_fast(raw), reference)
 
 
 def _outcome(read: Any) -> Any:
@@ -95,17 +77,9 @@ def test_damaged_bytes_decode_as_fastavro_alone_decodes_them(event_type: str, da
     """Flip, cut or insert bytes: ``decode_fast`` gives the model or the typed error that
     the dict path gives with fastavro alone reading the body."""
     fast = _codec()
-    raw = bytearray(fast.encode(data.draw(model_strategy(EVENT_TYPES[event_type]))))
-    fast.decode_raw(bytes(raw))  # plan made: the model reader is used below
-    at = data.draw(st.integers(HEADER_SIZE, len(raw) - 1))
-    how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
-    if how == "flip":
-        raw[at] = data.draw(st.integers(0, 255))
-    elif how == "cut":
-        del raw[at:]
-    else:
-        raw[at:at] = data.draw(st.binary(min_size=1, max_size=4))
-    damaged = bytes(raw)
+    raw = fast.encode(data.draw(model_strategy(EVENT_TYPES[event_type])))
+    fast.decode_raw(raw)  # plan made: the model reader is used below
+    damaged = damage(raw, data)
     schema_id = int.from_bytes(damaged[1:HEADER_SIZE], "big")
     slow = _codec()
     plan = slow._plan(schema_id, damaged)

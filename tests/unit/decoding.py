@@ -1,0 +1,45 @@
+"""Helpers of the decode tests: strict equality (the same types all the way down: ``True == 1``
+would hide a bool read as an int; models with the same fields in the same order and the same
+fields set) and damaged wire bytes drawn by hypothesis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from schemas.codec import HEADER_SIZE
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values of the same types, recursively (dicts, lists, pydantic models)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, BaseModel):
+        return (
+            list(a.__dict__) == list(b.__dict__)
+            and a.model_fields_set == b.model_fields_set
+            and a.__pydantic_extra__ == b.__pydantic_extra__
+            and all(same(a.__dict__[k], b.__dict__[k]) for k in a.__dict__)
+        )
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def damage(raw: bytes, data: Any) -> bytes:
+    """``raw`` with one byte flipped, the tail cut or 1-4 bytes inserted after the header
+    (``data``: hypothesis' ``st.data()``)."""
+    out = bytearray(raw)
+    at = data.draw(st.integers(HEADER_SIZE, len(out) - 1))
+    how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+    if how == "flip":
+        out[at] = data.draw(st.integers(0, 255))
+    elif how == "cut":
+        del out[at:]
+    else:
+        out[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    return bytes(out)
