@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 
+from personaflow import gctuning
 from schemas import topics
 from sinks.feedback import SuppressionFeed
 from sinks.service import SinkService, Wiring
@@ -84,13 +84,9 @@ def tune_gc() -> None:
 
     Measured on the HTTP benchmark: the collector took about 10% of the sink's CPU and its
     full collections paused the loop for up to 85 ms (they walk every object of the
-    libraries loaded at start). Freezing what is alive now takes those objects out of every
-    later collection, and a larger young-generation threshold makes collections rarer.
+    libraries loaded at start); see :mod:`personaflow.gctuning`.
     """
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+    gctuning.tune_gc(GC_GEN0_THRESHOLD)
 
 
 async def serve(

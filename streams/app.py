@@ -20,6 +20,8 @@ from typing import Any
 
 import faust
 
+from personaflow import gctuning
+from streams import metrics
 from streams.clock import make_clock
 from streams.domain import Domain, load_domain
 from streams.faust_tables import FaustTables
@@ -101,6 +103,7 @@ def create_app(
     _register_agent(app, settings, worker)
     _register_ticker(app, settings, worker)
     register_views(app, worker)
+    _register_gc_tuning(app, settings)
     return app
 
 
@@ -158,6 +161,17 @@ def _register_ticker(app: faust.App, settings: StreamSettings, worker: StreamWor
             log.debug("ticks sent: %d", sent)
 
     app.timer(interval=settings.ticker_interval_s, name="personaflow.ticker")(ticker)
+
+
+def _register_gc_tuning(app: faust.App, settings: StreamSettings) -> None:
+    async def tune_gc() -> None:
+        """Once the worker has started: collector settings and its pause metric."""
+        if gctuning.tune_gc(settings.gc_young_threshold):
+            log.info("gc tuned: young threshold %d, start-up objects frozen",
+                     settings.gc_young_threshold)  # fmt: skip
+        gctuning.observe_pauses(metrics.observe_gc_pause)
+
+    app.task(tune_gc)
 
 
 _app: faust.App | None = None

@@ -39,6 +39,19 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
+GC_PAUSE = Histogram(
+    "personaflow_gc_pause_seconds",
+    "garbage-collector pauses of the worker process (the event loop stops meanwhile)",
+    ["generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+_GC_PAUSE_BY_GENERATION = [GC_PAUSE.labels(str(generation)) for generation in range(3)]
+
+
+def observe_gc_pause(generation: int, seconds: float) -> None:
+    """Record one collection's pause (called from ``gc.callbacks``)."""
+    _GC_PAUSE_BY_GENERATION[generation].observe(seconds)
+
 
 class BatchTally:
     """Counts of one batch, flushed into the Prometheus metrics at the end of the batch."""

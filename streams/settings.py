@@ -146,6 +146,16 @@ class StreamSettings(Settings):
     cache_max_customers: int = Field(
         default=100_000, ge=0, description="decoded customer states kept in memory per worker"
     )
+    gc_young_threshold: int = Field(
+        default=20_000,
+        ge=0,
+        description=(
+            "garbage collector: allocations between young-generation collections once the "
+            "worker has started (CPython's default is 700); objects alive at start-up are "
+            "frozen out of later collections (personaflow.gctuning). 0 keeps the "
+            "interpreter's settings. Measured: docs/bench/streams.md, session 6"
+        ),
+    )
     input_topics: str = Field(
         default="events.site,events.cart,events.purchase,events.engagement,events.identity",
         description="comma-separated catalogue names of the input topics the worker reads",
