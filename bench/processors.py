@@ -3,9 +3,11 @@ serialised state size, over the generator's event mix.
 
     python -m bench.processors [--customers 2000] [--events 60000] [--repeat 3]
 
-Decoding is excluded (events are built before timing). Each event is timed on its own
+The engine is fed what the stream worker applies: each event encoded to Avro and decoded by
+the worker's decode (``Codec.decode_plain``: the plain, read-only records of
+:mod:`schemas.plain`), before timing, so decoding is excluded. Each event is timed on its own
 (``perf_counter_ns``); the same run times a naive baseline (a pydantic-model state updated by
-dump-update-validate per event, without any persona/trigger logic) on the same events for a
+dump-update-validate per event, without any persona/trigger logic) on the same events (as pydantic models) for a
 ratio, and a calibration workload (``sum(range(1000))``, best of 20) that shows how fast or
 loaded the machine was. Results are medians over ``--repeat`` runs (``apply_us_p50_runs``
 lists each run's p50). The last line is one JSON object.
@@ -36,6 +38,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from processors.engine import Engine, InputRef, decode_state, encode_state
+from schemas.codec import Codec
 from schemas.models import (
     CheckoutStarted,
     Identify,
@@ -83,6 +86,13 @@ def _fallback(customers: int, count: int) -> list[Any]:
         else:
             out.append(Identify(**env, traits=Traits(email=f"{cid}@example.com")))
     return out
+
+
+def as_worker_reads(evs: list[Any]) -> list[Any]:
+    """``evs`` as the stream worker hands them to the engine: encoded, then decoded by its
+    decode (plain records, :mod:`schemas.plain`)."""
+    codec = Codec()
+    return [codec.decode_plain(codec.encode(ev)) for ev in evs]
 
 
 def pct(values: list[int], q: float) -> float:
@@ -225,11 +235,12 @@ def run_codec(states: dict[str, Any]) -> tuple[list[int], list[int], list[int]]:
     return sizes, enc, dec
 
 
-def once(evs: list[Any]) -> dict[str, float]:
-    """One full measurement."""
+def once(evs: list[Any], models: list[Any]) -> dict[str, float]:
+    """One full measurement: the engine over ``evs`` (what the worker applies), the
+    baseline over the same events as ``models``."""
     engine = Engine()
     timings, states = run_engine(engine, evs)
-    base = run_baseline(evs)
+    base = run_baseline(models)
     tick_ns, list_ns, fired = run_due(engine, states)
     sizes, enc, dec = run_codec(states)
     sizes.sort()
@@ -346,7 +357,8 @@ def main() -> None:
     parser.add_argument("--replay", metavar="TYPE[:move|:nomove]",
                         help="apply one class of events once, untimed (see replay())")
     args = parser.parse_args()
-    evs, source = events(args.customers, args.events)
+    models, source = events(args.customers, args.events)
+    evs = as_worker_reads(models)
     if args.replay:
         count = replay(evs, args.replay)
         print(json.dumps({"replay": args.replay, "events": count}))
@@ -360,7 +372,7 @@ def main() -> None:
           f"repeat {args.repeat}")
     runs = []
     for i in range(args.repeat):
-        result = once(evs)
+        result = once(evs, models)
         runs.append(result)
         print(f"run {i + 1}: apply p50 {result['apply_us_p50']:.2f} us, p99 "
               f"{result['apply_us_p99']:.1f} us, baseline p50 {result['baseline_us_p50']:.2f} us,"

@@ -297,6 +297,8 @@ def _record_reader(g: _Gen, schema: dict[str, Any]) -> str:
     make = _record_maker(g, schema, tuple(name for name, _ in targets))
     if make is None:
         body.append(f"    return {{{items}}}, pos")
+    elif g.models is not None and g.models.positional:
+        body.append(f"    return {make}({', '.join(target for _, target in targets)}), pos")
     else:
         body.append(f"    return {make}({{{items}}}), pos")
     g.lines += [*body, ""]
@@ -334,12 +336,16 @@ class Models:
     """What a reader builds instead of plain values (:func:`compile_reader`'s ``models``).
 
     ``records``: Avro full record name -> factory, called once at compile time with the
-    record's field names (schema order), returning ``make(fields dict) -> object`` or None
-    when it cannot build that record (then no reader is compiled). ``enums``: Avro full enum
+    record's field names (schema order), returning ``make(fields dict) -> object`` (with
+    ``positional``: ``make(*values in that order)``) or None when it cannot build that
+    record (then no reader is compiled). ``enums``: Avro full enum
     name -> converter of a symbol (applied once per symbol at compile time)."""
 
-    records: Mapping[str, Callable[[tuple[str, ...]], Callable[[dict[str, Any]], Any] | None]]
+    records: Mapping[str, Callable[[tuple[str, ...]], Callable[..., Any] | None]]
     enums: Mapping[str, Callable[[str], Any]]
+    positional: bool = False
+    """False: ``make`` takes the record's fields dict; True: the field values as positional
+    arguments in the order the factory was given (no dict built at all)."""
 
 
 def compile_reader(schema: Any, models: Models | None = None) -> Reader | None:

@@ -47,6 +47,7 @@ from schemas.errors import (
     ValidationFailed,
 )
 from schemas.models import EVENT_TYPES, Envelope
+from schemas.plain import PlainRecord, plain_from_raw, plain_models
 from schemas.registry import Registry, current_schema, registry_from_env
 
 MAGIC_BYTE = 0
@@ -79,6 +80,8 @@ class _ReadPlan:
     """The generated reader (:mod:`schemas.avrocode`) when writer and reader are the same."""
     model: Reader | None = None
     """... and the one that builds the event model while reading (:meth:`Codec.decode_fast`)."""
+    plain: Reader | None = None
+    """... and the one that builds the plain record while reading (:meth:`Codec.decode_plain`)."""
 
 
 class Codec:
@@ -95,8 +98,9 @@ class Codec:
 
     # ------------------------------------------------------------------ encode
 
-    def encode(self, event: BaseModel) -> bytes:
-        """Avro wire-format bytes of a (validated) event model."""
+    def encode(self, event: BaseModel | PlainRecord) -> bytes:
+        """Avro wire-format bytes of a (validated) event model, or of its plain record
+        (:mod:`schemas.plain`; the same bytes)."""
         event_type = str(getattr(event, "type", ""))
         if event_type not in EVENT_TYPES:
             raise EncodeError(f"type: {event_type!r} is not a known event type")
@@ -105,15 +109,18 @@ class Codec:
             write = self._writers[event_type]
         else:
             write = self._writers[event_type] = compile_writer(current_schema(event_type))
+        values = event.as_dict() if isinstance(event, PlainRecord) else None
         if write is not None:
             try:
-                return header + write(event)
+                return header + write(event if values is None else values)
             except _WRITE_FAILURES:
                 pass  # fastavro writes it below, or names why it cannot
         out = io.BytesIO()
         out.write(header)
+        if values is None:
+            values = event.model_dump()  # type: ignore[union-attr]  # not a PlainRecord
         try:
-            schemaless_writer(out, current_schema(event_type), event.model_dump())
+            schemaless_writer(out, current_schema(event_type), values)
         except (ValueError, TypeError, OverflowError, KeyError) as exc:
             raise EncodeError(f"{event_type}: not encodable as Avro: {exc}") from exc
         return out.getvalue()
@@ -168,6 +175,28 @@ class Codec:
         event_type, record = self.decode_raw(raw)
         return model_from_raw(event_type, record)
 
+    def decode_plain(self, data: Raw | None) -> PlainRecord:
+        """The plain, read-only record (:mod:`schemas.plain`) of wire-format bytes: what
+        :meth:`decode_fast` decodes, with the same values or the same error, without a
+        pydantic instance (the stream workers' hot path reads it)."""
+        raw = _as_bytes(data)
+        if HEADER_SIZE <= len(raw) <= self.max_payload_bytes and raw[0] == MAGIC_BYTE:
+            plan = self._plans.get(int.from_bytes(raw[1:HEADER_SIZE], "big"))
+            if plan is not None and plan.plain is not None:
+                read: Any  # the plain record the plain reader builds (schemas.plain)
+                try:
+                    read, end = plan.plain(raw, HEADER_SIZE)
+                except _FAST_FAILURES:
+                    pass
+                else:
+                    if end == len(raw):
+                        if plan.event_type in _IDENTIFIED and not read.customer_id:
+                            _check_identity({"anonymous_id": read.anonymous_id}, raw)
+                        event: PlainRecord = read
+                        return event
+        event_type, record = self.decode_raw(raw)
+        return plain_from_raw(event_type, record)
+
     def decode_json(self, data: Raw | str) -> BaseModel:
         """Validated model of a JSON object (the same rules as Avro input)."""
         raw = data.encode() if isinstance(data, str) else _as_bytes(data)
@@ -198,7 +227,10 @@ class Codec:
         same = to_parsing_canonical_form(writer.parsed) == to_parsing_canonical_form(reader)
         fast = compile_reader(writer.parsed) if same else None
         model = compile_reader(writer.parsed, event_models(writer.event_type)) if same else None
-        plan = _ReadPlan(writer.event_type, writer.parsed, None if same else reader, fast, model)
+        plain = compile_reader(writer.parsed, plain_models(writer.event_type)) if same else None
+        plan = _ReadPlan(
+            writer.event_type, writer.parsed, None if same else reader, fast, model, plain
+        )
         self._plans[schema_id] = plan
         return plan
 

@@ -102,11 +102,19 @@ def event_models(event_type: str) -> Models:
     records: dict[str, Callable[[tuple[str, ...]], Make | None]] = {}
     enums: dict[str, Callable[[str], Any]] = {}
     records[full_name(event_type)] = _maker(cls)
-    _walk(cls, records, enums)
+    walk_models(cls, records, enums, _maker)
     return Models(records, enums)
 
 
-def _walk(cls: type[BaseModel], records: dict[str, Any], enums: dict[str, Any]) -> None:
+def walk_models(
+    cls: type[BaseModel],
+    records: dict[str, Any],
+    enums: dict[str, Any],
+    maker: Callable[[type[BaseModel]], Any],
+) -> None:
+    """Add to ``records`` (Avro full name -> ``maker(model)``) every model nested in
+    ``cls``'s fields, and to ``enums`` their enum classes, where :func:`model_from_raw`
+    converts plain Avro values (for :func:`event_models` and :func:`schemas.plain.plain_models`)."""
     for info in cls.model_fields.values():
         target = _converted(info.annotation)
         if target is None:
@@ -115,8 +123,8 @@ def _walk(cls: type[BaseModel], records: dict[str, Any], enums: dict[str, Any]) 
         if issubclass(target, Enum):
             enums.setdefault(name, target)
         elif name not in records:
-            records[name] = _maker(target)
-            _walk(target, records, enums)
+            records[name] = maker(target)
+            walk_models(target, records, enums, maker)
 
 
 def _converted(annotation: Any) -> Any:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from aiokafka.partitioner import murmur2
 
 from schemas.errors import DecodeError
-from schemas.models import Alias, Envelope, Identify
+from schemas.plain import PlainEvent, linked_anonymous_id
 from streams import wire
 from streams.clock import Clock
 from streams.domain import Domain, persona_of
@@ -257,7 +257,7 @@ class CustomerProcessor:
     # ------------------------------------------------------------------ events
 
     def _event(self, batch: _Batch, record: InRecord, forwarded: bool = False) -> bool:
-        event: Envelope = (
+        event: PlainEvent = (
             record.event if record.event is not None else wire.decode_input(record.value)
         )
         event_time = event.occurred_at.timestamp()
@@ -281,12 +281,12 @@ class CustomerProcessor:
         for request in requests:
             self._internal(batch, record, request)
         if outcome.applied:
-            batch.tally.events[event.type] += 1  # type: ignore[attr-defined]
+            batch.tally.events[event.type] += 1
             slot.state = outcome.state
             slot.dirty = True
         return False
 
-    def _resolve(self, batch: _Batch, event: Envelope, record: InRecord) -> str:
+    def _resolve(self, batch: _Batch, event: PlainEvent, record: InRecord) -> str:
         if event.customer_id:
             return event.customer_id
         anonymous = event.anonymous_id or ""
@@ -330,15 +330,10 @@ class CustomerProcessor:
         )
 
     def _alias_requests(
-        self, batch: _Batch, event: Envelope, target: str, now: float, record: InRecord
+        self, batch: _Batch, event: PlainEvent, target: str, now: float, record: InRecord
     ) -> list[OutRecord]:
         """On Identify/Alias, ask the anonymous id's partition (once) to hand its state over."""
-        if isinstance(event, Identify):
-            anonymous = event.anonymous_id
-        elif isinstance(event, Alias):
-            anonymous = event.previous_id
-        else:
-            return []
+        anonymous = linked_anonymous_id(event)
         if not anonymous or anonymous == target:
             return []
         marker = f"r:{target}:{anonymous}"

@@ -2,7 +2,8 @@
 
 A thin adapter over :mod:`schemas.codec` (Avro in the Confluent wire format, JSON accepted at
 the edges) and :mod:`schemas.deadletter`. Input payloads starting with ``{`` are read as JSON,
-everything else as wire-format Avro through the codec's fast path.
+everything else as wire-format Avro through the codec's fast path; either way the worker gets
+the event's plain record (:mod:`schemas.plain`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from pydantic import BaseModel
 from schemas import codec
 from schemas.deadletter import dead_letter_record
 from schemas.errors import DecodeError, ValidationFailed
-from schemas.models import Envelope
+from schemas.plain import PlainEvent, PlainRecord, to_plain
 
 Headers = list[tuple[str, bytes]]
 
 
-def decode_input(data: bytes | None) -> Envelope:
-    """The input event in ``data``; raises :class:`schemas.errors.DecodeError` (typed reason)."""
+def decode_input(data: bytes | None) -> PlainEvent:
+    """The input event in ``data`` as a plain, read-only record (:mod:`schemas.plain`: the
+    engine reads it as it reads the model, without pydantic's attribute hook); raises
+    :class:`schemas.errors.DecodeError` (typed reason)."""
     raw = data or b""
-    event = codec.decode_json(raw) if raw[:1] == b"{" else codec.default_codec().decode_fast(raw)
-    if not isinstance(event, Envelope):
+    event: PlainRecord
+    if raw[:1] == b"{":
+        event = to_plain(codec.decode_json(raw))  # validated at the edge, then plain
+    else:
+        event = codec.default_codec().decode_plain(raw)
+    if not isinstance(event, PlainEvent):
         kind = getattr(event, "type", type(event).__name__)
         raise ValidationFailed(f"type: {kind} is not an input event", raw)
     return event

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from schemas.errors import DecodeError
-from schemas.models import Alias, Identify
+from schemas.plain import linked_anonymous_id
 from streams import crashpoints, metrics, wire
 from streams.align import FIRST, Aligner, header_time
 from streams.clock import Clock
@@ -358,12 +358,7 @@ class StreamWorker:
         if customer:
             if customer != key and key_partition(customer.encode(), partitions) != record.partition:
                 return True
-            if isinstance(event, Identify):
-                anonymous = event.anonymous_id
-            elif isinstance(event, Alias):
-                anonymous = event.previous_id
-            else:
-                return False
+            anonymous = linked_anonymous_id(event)  # of an Identify/Alias, else None
             if not anonymous or anonymous == customer:
                 return False
             return key_partition(anonymous.encode(), partitions) != record.partition

@@ -1,6 +1,7 @@
 """Helpers of the decode tests: strict equality (the same types all the way down: ``True == 1``
 would hide a bool read as an int; models with the same fields in the same order and the same
-fields set) and damaged wire bytes drawn by hypothesis."""
+fields set; a plain record and a model with the same values) and damaged wire bytes drawn by
+hypothesis."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from schemas.codec import HEADER_SIZE
+from schemas.plain import PlainRecord
 
 
 def same(a: Any, b: Any) -> bool:
@@ -28,6 +30,32 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
+
+
+def same_plain(plain: Any, model: Any) -> bool:
+    """``plain`` (:mod:`schemas.plain`) holds exactly ``model``'s values: the plain class of
+    the model's class, the fields in the same order, each value of the same type (nested
+    plain records against nested models), recursively."""
+    if isinstance(model, BaseModel):
+        return (
+            isinstance(plain, PlainRecord)
+            and plain.model is type(model)
+            and plain.fields == tuple(model.__dict__)
+            and all(same_plain(getattr(plain, k), v) for k, v in model.__dict__.items())
+        )
+    if isinstance(model, list):
+        return (
+            type(plain) is list
+            and len(plain) == len(model)
+            and all(same_plain(x, y) for x, y in zip(plain, model, strict=True))
+        )
+    if isinstance(model, dict):
+        return (
+            type(plain) is dict
+            and plain.keys() == model.keys()
+            and all(same_plain(plain[k], model[k]) for k in model)
+        )
+    return same(plain, model)
 
 
 def damage(raw: bytes, data: Any) -> bytes:
