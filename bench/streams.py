@@ -9,8 +9,10 @@ KAFKA_BOOTSTRAP_SERVERS is set), 6 partitions:
 (c) personaflow's worker (``personaflow worker``: decode, identity, engine, outputs, tables);
 (d) Faust's no-op path: ``stream.take_events(2000, within=0.05)``, events dropped;
 
-then, on the worker: event->trigger latency at a fixed 2,000 events/s (wall clock; a welcome
-trigger fires on a customer's first Identify: latency = trigger record time - Identify sent),
+then the transport floor (the same paced load read by a bare aiokafka consumer: producer ->
+broker -> consumer, no processing: the part of e2t no worker can remove), and on the worker:
+event->trigger latency at a fixed 2,000 events/s (wall clock; a welcome trigger fires on a
+customer's first Identify: latency = trigger record time - Identify sent),
 deadline->trigger lag (cart deadlines falling due during the run),
 recovery time of a fresh worker (empty data dir: the table comes back from its changelog) and
 memory per customer. Throughput is measured from committed offsets (commit interval 0.2 s)
@@ -347,6 +349,91 @@ def latency(bootstrap: str, work: Path, **env: str) -> dict[str, float]:
             "deadline_lag_n": len(lag), "worker_cpu_share": cpu_share}  # fmt: skip
 
 
+def _floor_consumer(bootstrap: str, topics: list[str], total: int, out: Any) -> None:
+    """Subprocess of :func:`transport_floor`: a bare aiokafka consumer (the client Faust
+    uses, same fetch wait as the worker), no processing; puts each record's latency."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.settings import StreamSettings
+
+    async def consume() -> list[float]:
+        consumer = AIOKafkaConsumer(
+            *topics, bootstrap_servers=bootstrap, group_id=f"floor-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="earliest", enable_auto_commit=False,
+            fetch_max_wait_ms=StreamSettings().fetch_max_wait_ms,
+            session_timeout_ms=4000, heartbeat_interval_ms=1000,
+        )  # fmt: skip
+        await consumer.start()
+        latencies: list[float] = []
+        deadline, ready = time.time() + RATE_SECONDS + 90, False
+        try:
+            while len(latencies) < total and time.time() < deadline:
+                batch = await consumer.getmany(timeout_ms=50, max_records=500)
+                now = time.time()
+                for part in batch.values():
+                    for message in part:
+                        if message.value.startswith(b"warm"):  # joined and fetching: go
+                            ready = ready or out.put("ready") or True
+                        else:
+                            latencies.append(now - float(message.value))
+        finally:
+            await consumer.stop()
+        return latencies
+
+    out.put(asyncio.run(consume()))
+
+
+def transport_floor(bootstrap: str) -> dict[str, float]:
+    """The producer -> broker -> consumer part of e2t, as a floor measured in the same run: the
+    latency part's rate over the input topics, read by a bare aiokafka consumer."""
+    import multiprocessing
+    import queue
+
+    from confluent_kafka import Producer
+
+    from personaflow.kafka import producer_config
+    from streams.topics import TopicNames
+
+    prefix = new_topics(bootstrap)
+    topics = list(TopicNames(prefix).inputs)
+    total = RATE * RATE_SECONDS
+    spawn = multiprocessing.get_context("spawn")
+    out = spawn.Queue()
+    reader = spawn.Process(target=_floor_consumer, args=(bootstrap, topics, total, out))
+    reader.start()
+    try:
+        producer = Producer(producer_config(bootstrap, linger_ms=1))
+        for _ in range(600):  # until the consumer joined its group and fetches (warm-up)
+            for topic in topics:
+                producer.produce(topic, value=b"warm")
+            producer.flush(5)
+            try:
+                if out.get(timeout=0.1) == "ready":
+                    break
+            except queue.Empty:
+                continue
+        time.sleep(0.5)  # the remaining warm-up records drain
+
+        def send(i: int) -> None:
+            producer.produce(topics[i % len(topics)], key=str(i).encode(),
+                             value=repr(time.time()).encode())  # fmt: skip
+            producer.poll(0)
+
+        paced(list(range(total)), RATE, send)
+        producer.flush(10)
+        latencies: list[float] = out.get(timeout=RATE_SECONDS + 90)
+    finally:
+        reader.join(10)
+        if reader.is_alive():
+            reader.kill()
+    say(f"transport floor at {RATE} ev/s (producer -> broker -> bare aiokafka consumer, no "
+        f"processing): {len(latencies)} records, p50 {percentile(latencies, 0.5) * 1e3:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1e3:.1f} ms")  # fmt: skip
+    return {"p50_ms": percentile(latencies, 0.5) * 1e3, "p99_ms": percentile(latencies, 0.99) * 1e3}
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` and its children so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -442,6 +529,7 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         f"idiomatic Faust ({med['idiomatic']:,.0f}), {med['worker'] / med['noop']:.2f}x Faust "
         f"no-op ({med['noop']:,.0f}), {med['worker'] / med['raw']:.2f}x raw ceiling "
         f"({med['raw']:,.0f})")  # fmt: skip
+    floor = transport_floor(bootstrap)
     lat = latency(bootstrap, work)
     say("e2t again with the hold alone (PERSONAFLOW_ALIGN_RELEASE_CAUGHT_UP=false):")
     hold_only = latency(bootstrap, work, PERSONAFLOW_ALIGN_RELEASE_CAUGHT_UP="false")
@@ -458,6 +546,8 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         "e2t_p50_ms": round(lat["e2t_p50_ms"], 1),
         "e2t_p99_ms": round(lat["e2t_p99_ms"], 1),
         "deadline_lag_p99_s": round(lat["deadline_lag_p99_s"], 2),
+        "transport_p50_ms": round(floor["p50_ms"], 1),
+        "transport_p99_ms": round(floor["p99_ms"], 1),
         "e2t_p50_ms_hold_only": round(hold_only["e2t_p50_ms"], 1),
         "e2t_p99_ms_hold_only": round(hold_only["e2t_p99_ms"], 1),
         "e2t_p50_ms_unaligned": round(unaligned["e2t_p50_ms"], 1),
