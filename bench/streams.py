@@ -465,6 +465,7 @@ def recovery(bootstrap: str, work: Path, customers: int) -> dict[str, float]:
         rss_full = first.rss_bytes()
     finally:
         first.stop()
+    records = _end_offsets(bootstrap, f"{first.app_id}-customers-changelog")
     second = worker(bootstrap, prefix, work, "fill")
     second.app_id = first.app_id  # same group and changelog, empty data dir
     second.data_dir = work / f"{first.app_id}-fresh"
@@ -477,10 +478,27 @@ def recovery(bootstrap: str, work: Path, customers: int) -> dict[str, float]:
         second.stop()
     per_customer = (rss_full - rss_empty) / customers
     say(f"recovery of {customers} customers from the changelog: ready in {recovered:.1f} s "
-        f"(empty table: {empty_start:.1f} s), {held} states back; "
+        f"(empty table: {empty_start:.1f} s), {held} states back from {records} changelog "
+        f"records ({records / customers:.2f} per customer: recovery time follows them); "
         f"memory ~{per_customer:.0f} B/customer (RSS, cache included)")  # fmt: skip
     return {"recovery_s": recovered, "recovery_empty_start_s": empty_start,
-            "recovered_customers": held, "bytes_per_customer": per_customer}  # fmt: skip
+            "recovered_customers": held, "bytes_per_customer": per_customer,
+            "changelog_records": records}  # fmt: skip
+
+
+def _end_offsets(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` (sum of its partitions' end offsets). Exact on Tansu too for a
+    changelog: every persist ends each partition with a one-record batch (single tail)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from personaflow.kafka import consumer_config
+
+    consumer = Consumer(consumer_config(bootstrap, f"ends-{uuid.uuid4().hex[:6]}"))
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in range(PARTITIONS))  # fmt: skip
+    finally:
+        consumer.close()
 
 
 # ---------------------------------------------------------------- main
@@ -558,6 +576,7 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         "recovery_s_100k": round(rec["recovery_s"], 2) if RECOVERY_CUSTOMERS == 100_000 else None,
         key: round(rec["recovery_s"], 2),
         "recovery_empty_start_s": round(rec["recovery_empty_start_s"], 2),
+        "recovery_changelog_records": rec["changelog_records"],
         "bytes_per_customer": round(rec["bytes_per_customer"]),
         "events": EVENTS,
         "repeats": REPEATS,
