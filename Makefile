@@ -21,7 +21,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy schemas processors streams sinks personaflow
+	$(BIN)/mypy schemas processors streams sinks personaflow bench
 
 test: $(STAMP) lint
 	$(BIN)/pytest -q -p no:cacheprovider

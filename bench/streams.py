@@ -657,7 +657,10 @@ def _inproc_worker(hold_ms: int) -> Any:
     # the wall clock, as the live bench's worker runs (no bounds across partitions)
     settings = StreamSettings(align_hold_ms=hold_ms, partitions=PARTITIONS, clock="wall")
     app = SimpleNamespace(consumer=_CaughtUpConsumer())
-    return StreamWorker(app, settings, domain, WallClock(), MemoryTables(domain.encode_state))
+    # the in-process path never persists (the bench calls _admit and process, not handle), so
+    # the replay's in-memory tables stand in for the Faust tables' reads
+    tables: Any = MemoryTables(domain.encode_state)
+    return StreamWorker(app, settings, domain, WallClock(), tables)
 
 
 def _inproc_once(messages: list[Any], hold_ms: int, batch: int) -> dict[str, float]:
