@@ -125,6 +125,7 @@ def test_a_record_without_identity_is_refused() -> None:
 def _view() -> PlainRecord:
     event = ProductViewed.model_validate({
         "event_id": "e1", "occurred_at": datetime(2026, 1, 2, tzinfo=UTC),
+        "received_at": datetime(2026, 1, 2, tzinfo=UTC),  # else "now": two calls could differ
         "anonymous_id": "a1", "product": {"product_id": "p1", "category": "shoes"},
     })  # fmt: skip
     return to_plain(event)
