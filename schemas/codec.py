@@ -10,10 +10,12 @@ Two ways to decode:
   tools, the sink and tests use.
 - :func:`decode_raw` -> ``(event name, dict)`` as fastavro returns it (read by the generated
   reader of :mod:`schemas.avrocode` when the writer schema is the current one), and
-  :func:`model_from_raw` to build the model without re-validation: the fast path of the stream
-  workers. Avro already checked every type; only the identity rule (customer or anonymous id)
-  is re-checked. Constraints Avro cannot express (non-empty ids, currency codes) are enforced
-  where events are produced (:func:`encode_event` only takes validated models).
+  :func:`model_from_raw` to build the model without re-validation (:meth:`Codec.decode_fast`
+  does both in one pass); :meth:`Codec.decode_plain` gives the same values as a plain,
+  read-only record (:mod:`schemas.plain`): the fast path of the stream workers. Avro already
+  checked every type; only the identity rule (customer or anonymous id) is re-checked.
+  Constraints Avro cannot express (non-empty ids, currency codes) are enforced where events
+  are produced (:func:`encode_event` only takes validated models).
 
 Every failure is a typed :class:`schemas.errors.DecodeError` with reason and raw bytes.
 """
