@@ -27,7 +27,7 @@ import struct
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from fastavro import schemaless_reader, schemaless_writer
@@ -162,18 +162,9 @@ class Codec:
         the first record of a schema id) goes through :meth:`decode_raw` and
         :func:`model_from_raw`, which decide the result or the error as before."""
         raw = _as_bytes(data)
-        if HEADER_SIZE <= len(raw) <= self.max_payload_bytes and raw[0] == MAGIC_BYTE:
-            plan = self._plans.get(int.from_bytes(raw[1:HEADER_SIZE], "big"))
-            if plan is not None and plan.model is not None:
-                try:
-                    event, end = plan.model(raw, HEADER_SIZE)
-                except _FAST_FAILURES:
-                    pass
-                else:
-                    if end == len(raw):
-                        if plan.event_type in _IDENTIFIED:
-                            _check_identity(event.__dict__, raw)
-                        return event  # type: ignore[return-value]
+        event = self._generated(raw, plain=False)
+        if event is not None:
+            return cast(BaseModel, event)
         event_type, record = self.decode_raw(raw)
         return model_from_raw(event_type, record)
 
@@ -182,22 +173,32 @@ class Codec:
         :meth:`decode_fast` decodes, with the same values or the same error, without a
         pydantic instance (the stream workers' hot path reads it)."""
         raw = _as_bytes(data)
-        if HEADER_SIZE <= len(raw) <= self.max_payload_bytes and raw[0] == MAGIC_BYTE:
-            plan = self._plans.get(int.from_bytes(raw[1:HEADER_SIZE], "big"))
-            if plan is not None and plan.plain is not None:
-                read: Any  # the plain record the plain reader builds (schemas.plain)
-                try:
-                    read, end = plan.plain(raw, HEADER_SIZE)
-                except _FAST_FAILURES:
-                    pass
-                else:
-                    if end == len(raw):
-                        if plan.event_type in _IDENTIFIED and not read.customer_id:
-                            _check_identity({"anonymous_id": read.anonymous_id}, raw)
-                        event: PlainRecord = read
-                        return event
+        event = self._generated(raw, plain=True)
+        if event is not None:
+            return cast(PlainRecord, event)
         event_type, record = self.decode_raw(raw)
         return plain_from_raw(event_type, record)
+
+    def _generated(self, raw: bytes, *, plain: bool) -> Any:
+        """What the generated reader of ``raw``'s schema builds (the plain record, or the
+        model), or None: no reader for that schema id yet, or it does not read ``raw``
+        cleanly (then the dict path decides the result or the error)."""
+        if not HEADER_SIZE <= len(raw) <= self.max_payload_bytes or raw[0] != MAGIC_BYTE:
+            return None
+        plan = self._plans.get(int.from_bytes(raw[1:HEADER_SIZE], "big"))
+        reader = None if plan is None else plan.plain if plain else plan.model
+        if plan is None or reader is None:
+            return None
+        event: Any  # a model or a plain record, by ``plain``
+        try:
+            event, end = reader(raw, HEADER_SIZE)
+        except _FAST_FAILURES:
+            return None
+        if end != len(raw):
+            return None
+        if plan.event_type in _IDENTIFIED and not event.customer_id:
+            _check_identity({"anonymous_id": event.anonymous_id}, raw)
+        return event
 
     def decode_json(self, data: Raw | str) -> BaseModel:
         """Validated model of a JSON object (the same rules as Avro input)."""
