@@ -7,8 +7,9 @@ The engine is fed what the stream worker applies: each event encoded to Avro and
 the worker's decode (``Codec.decode_plain``: the plain, read-only records of
 :mod:`schemas.plain`), before timing, so decoding is excluded. Each event is timed on its own
 (``perf_counter_ns``); the same run times a naive baseline (a pydantic-model state updated by
-dump-update-validate per event, without any persona/trigger logic) on the same events (as pydantic models) for a
-ratio, and a calibration workload (``sum(range(1000))``, best of 20) that shows how fast or
+dump-update-validate per event, without any persona/trigger logic) on the same events (as
+pydantic models) for a ratio, and a calibration workload (``sum(range(1000))``, best of 20)
+that shows how fast or
 loaded the machine was. Results are medians over ``--repeat`` runs (``apply_us_p50_runs``
 lists each run's p50). The last line is one JSON object.
 
