@@ -179,7 +179,8 @@ class Engine:
     # ------------------------------------------------------------------ contract
     def apply(self, state: CustomerState | None, customer_id: str, event: Any,
               ref: InputRef | None, now: float) -> Outcome:
-        """Apply one input event at its own time ``t = event.occurred_at``.
+        """Apply one input event at its own time ``t = event.occurred_ts`` (``occurred_at`` in
+        epoch seconds).
 
         Order: every pending entry due at or before ``t`` fires first (each at its due time,
         see :meth:`_run_due`), then the event is reduced and the machine evaluates at ``t``,
@@ -191,7 +192,7 @@ class Engine:
         reducer = REDUCERS.get(etype)
         if reducer is None:
             raise UnsupportedEventError(f"not an input event type: {etype!r}")
-        t: float = event.occurred_at.timestamp()
+        t: float = event.occurred_ts
         st = state if state is not None else self.new_state(customer_id, t)
         key = ""
         if ref is not None:

@@ -148,7 +148,7 @@ class Runner:
         """Apply ``event`` (at its own time unless ``now`` is given)."""
         self.offset += 1
         ref = self._ref(self.topic, 0, self.offset)
-        at = event.occurred_at.timestamp() if now is None else now
+        at = event.occurred_ts if now is None else now
         return self._take(self.engine.apply(self.state, self.customer_id, event, ref, at))
 
     def tick(self, now: float) -> Any:

@@ -77,6 +77,11 @@ class Envelope(_Model):
         return self
 
     @property
+    def occurred_ts(self) -> float:
+        """``occurred_at`` in epoch seconds (what the plain records carry precomputed)."""
+        return self.occurred_at.timestamp()
+
+    @property
     def key(self) -> str:
         """Partition key: the customer id when known, else the anonymous id."""
         return self.customer_id or self.anonymous_id or ""

@@ -40,7 +40,7 @@ from schemas.construct import model_from_raw, walk_models
 from schemas.models import EVENT_TYPES, Alias, Envelope, Identify
 
 _new = object.__new__
-_RESERVED = frozenset({"model", "fields", "key", "as_dict"})
+_RESERVED = frozenset({"model", "fields", "key", "as_dict", "occurred_ts"})
 """Class attributes of plain records: a model field of that name could not be a slot."""
 
 
@@ -84,7 +84,11 @@ class PlainEvent(PlainRecord):
     subclass's, one per model field); a unit test checks they name envelope fields with the
     model's types, so a field added to the envelope needs no second declaration here."""
 
-    __slots__ = ()
+    __slots__ = ("occurred_ts",)
+    occurred_ts: float
+    """``occurred_at`` in epoch seconds (``occurred_at.timestamp()``, the same float), worked
+    out once when the record is built: the worker and the engine read the event time several
+    times per event, and ``datetime.timestamp()`` was ~5 % of an applied Product Viewed."""
     type: str
     event_id: str
     occurred_at: datetime
@@ -147,6 +151,8 @@ def positional_maker(model: type[BaseModel], order: tuple[str, ...]) -> Callable
     params = ", ".join(f"a{i}" for i in range(len(order)))
     lines = [f"def make({params}):", "    o = _new(_B)"]
     lines += [f"    o.{name} = a{i}" for i, name in enumerate(order)]  # identifiers, checked
+    if issubclass(cls, PlainEvent):
+        lines.append("    o.occurred_ts = o.occurred_at.timestamp()")
     lines += ["    o.__class__ = _C", "    return o"]
     scope: dict[str, Any] = {"_new": _new, "_B": _builder(cls), "_C": cls}
     exec(compile("\n".join(lines), f"<plain maker {cls.__name__}>", "exec"), scope)
@@ -178,6 +184,8 @@ def to_plain(model: BaseModel) -> PlainRecord:
     values = model.__dict__
     for name in cls.fields:
         setattr(obj, name, _plain_value(values[name]))
+    if isinstance(obj, PlainEvent):
+        obj.occurred_ts = obj.occurred_at.timestamp()
     obj.__class__ = cls
     return obj
 

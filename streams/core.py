@@ -260,7 +260,7 @@ class CustomerProcessor:
         event: PlainEvent = (
             record.event if record.event is not None else wire.decode_input(record.value)
         )
-        event_time = event.occurred_at.timestamp()
+        event_time = event.occurred_ts
         self.clock.observe(event_time)
         # a forwarded event was resolved by its sender, which owns the anonymous id's alias
         # (this partition's identity table does not hold it: resolving again would loop)
@@ -343,7 +343,7 @@ class CustomerProcessor:
         self.parking.wait(target, anonymous, time.monotonic())  # until the answer is applied
         body = {"customer_id": target, "anonymous_id": anonymous, "at": now}
         body["cause_event_id"] = event.event_id
-        at = repr(event.occurred_at.timestamp()).encode()
+        at = repr(event.occurred_ts).encode()
         headers = [(KIND, b"alias"), (TIME, at)]
         return [OutRecord(self.topics.rekeyed, anonymous.encode(), wire.dumps(body), headers)]
 

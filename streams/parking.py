@@ -65,7 +65,7 @@ class Parking:
             for record in records:
                 event = record.event
                 if event is not None and record.partition == partition:
-                    at = event.occurred_at.timestamp()
+                    at = event.occurred_ts
                     if at < low:
                         low = at
         return low

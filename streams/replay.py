@@ -107,7 +107,7 @@ class Replayer:
         except DecodeError:
             self.result.dead_letters += 1
             return
-        self.fire_due(event.occurred_at.timestamp())  # type: ignore[attr-defined]
+        self.fire_due(event.occurred_ts)  # type: ignore[attr-defined]
         topic = EVENT_TOPIC[event.type].name  # type: ignore[attr-defined]
         self._run(self._record(topic, event.key.encode(), raw))  # type: ignore[attr-defined]
         self.result.events += 1

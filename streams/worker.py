@@ -444,7 +444,7 @@ class StreamWorker:
         if role == "input" or (role == "rekeyed" and (KIND, b"event") in headers):
             try:
                 decoded = wire.decode_input(value)
-                at = decoded.occurred_at.timestamp()
+                at = decoded.occurred_ts
             except DecodeError:
                 decoded = None
         elif role == "rekeyed" and (KIND, b"alias") in headers:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from schemas.codec import HEADER_SIZE
-from schemas.plain import PlainRecord
+from schemas.plain import PlainEvent, PlainRecord
 
 
 def same(a: Any, b: Any) -> bool:
@@ -42,6 +42,10 @@ def same_plain(plain: Any, model: Any) -> bool:
             and plain.model is type(model)
             and plain.fields == tuple(model.__dict__)
             and all(same_plain(getattr(plain, k), v) for k, v in model.__dict__.items())
+            and (  # an input event's precomputed event time: exactly the model's
+                not isinstance(plain, PlainEvent)
+                or same(plain.occurred_ts, model.occurred_at.timestamp())  # type: ignore[attr-defined]
+            )
         )
     if isinstance(model, list):
         return (

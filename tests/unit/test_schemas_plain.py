@@ -154,7 +154,8 @@ def test_plain_event_annotations_are_envelope_fields_of_the_same_types() -> None
     """PlainEvent declares (for typing) only fields every input model has, with the model's
     types; a new envelope field needs no declaration there."""
     hints = typing.get_type_hints(PlainEvent)
-    declared = {k: v for k, v in hints.items() if k not in ("model", "fields")}
+    assert hints["occurred_ts"] is float  # derived (occurred_at in epoch seconds), not a field
+    declared = {k: v for k, v in hints.items() if k not in ("model", "fields", "occurred_ts")}
     envelope = {name: info.annotation for name, info in Envelope.model_fields.items()}
     for name, hint in declared.items():
         if name == "type":
