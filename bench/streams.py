@@ -374,10 +374,11 @@ def _floor_consumer(bootstrap: str, topics: list[str], total: int, out: Any) -> 
                 now = time.time()
                 for part in batch.values():
                     for message in part:
-                        if message.value.startswith(b"warm"):  # joined and fetching: go
-                            ready = ready or out.put("ready") or True
-                        else:
+                        if not message.value.startswith(b"warm"):
                             latencies.append(now - float(message.value))
+                        elif not ready:  # joined and fetching: the paced load may start
+                            out.put("ready")
+                            ready = True
         finally:
             await consumer.stop()
         return latencies

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from personaflow import gctuning
+from streams import app as streams_app
+from streams.settings import StreamSettings
 
 
 @pytest.fixture
@@ -50,3 +56,24 @@ def test_pauses_are_observed_once_per_observer(restored_gc: None) -> None:
     assert seen[0][1] >= 0.0
     gc.collect(0)
     assert [generation for generation, _ in seen] == [2, 0]
+
+
+def test_the_worker_tunes_at_start_and_exports_pauses(restored_gc: None) -> None:
+    """streams.app registers a start-up task that applies PERSONAFLOW_GC_YOUNG_THRESHOLD and
+    feeds every collection into personaflow_gc_pause_seconds."""
+    tasks: list[Any] = []
+    fake_app = SimpleNamespace(task=tasks.append)
+    settings = StreamSettings(gc_young_threshold=12_345)
+    streams_app._register_gc_tuning(fake_app, settings)  # type: ignore[arg-type]
+    assert len(tasks) == 1
+    assert gc.get_threshold()[0] != 12_345  # nothing before the worker starts
+
+    def full_collections() -> float:
+        labels = {"generation": "2"}
+        return REGISTRY.get_sample_value("personaflow_gc_pause_seconds_count", labels) or 0.0
+
+    asyncio.run(tasks[0]())
+    assert gc.get_threshold()[0] == 12_345
+    before = full_collections()
+    gc.collect()
+    assert full_collections() == before + 1
