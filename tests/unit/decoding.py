@@ -1,17 +1,42 @@
 """Helpers of the decode tests: strict equality (the same types all the way down: ``True == 1``
 would hide a bool read as an int; models with the same fields in the same order and the same
-fields set; a plain record and a model with the same values) and damaged wire bytes drawn by
-hypothesis."""
+fields set; a plain record and a model with the same values), damaged wire bytes drawn by
+hypothesis, and codecs whose read plans are made once for all the examples of a test."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Literal
 
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from schemas.codec import HEADER_SIZE
+from schemas.codec import HEADER_SIZE, Codec
 from schemas.plain import PlainEvent, PlainRecord
+from schemas.registry import FileRegistry
+
+GeneratedReader = Literal["fast", "model", "plain"]
+_ALL: tuple[GeneratedReader, ...] = ("fast", "model", "plain")
+_CODECS: dict[tuple[GeneratedReader, ...], Codec] = {}
+
+
+def planned_codec(event_type: str, readers: tuple[GeneratedReader, ...] = _ALL) -> Codec:
+    """A codec whose read plan for ``event_type``'s current schema id is made, with only the
+    generated ``readers`` named (the others left out, as on a schema id's first record:
+    without "model"/"plain" a record takes the dict path, without "fast" too fastavro alone
+    reads it). One codec per ``readers``, shared by the tests: a plan's readers are compiled
+    once, not per hypothesis example (compiling them was most of the property tests' time;
+    ``test_every_contract_compiles*`` check that each compiles)."""
+    codec = _CODECS.get(readers)
+    if codec is None:
+        codec = _CODECS[readers] = Codec(FileRegistry())
+    schema_id = codec.registry.id_for(event_type)
+    if schema_id not in codec._plans:
+        full = planned_codec(event_type) if readers != _ALL else codec
+        plan = full._plans.get(schema_id) or full._plan(schema_id, b"")
+        dropped = {name: None for name in _ALL if name not in readers}
+        codec._plans[schema_id] = dataclasses.replace(plan, **dropped)  # type: ignore[arg-type]
+    return codec
 
 
 def same(a: Any, b: Any) -> bool:

@@ -9,6 +9,7 @@ alone (the same model, or a DecodeError of the same type and reason).
 from __future__ import annotations
 
 import io
+from functools import cache
 from typing import Any
 
 import pytest
@@ -17,14 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from schemas.avrocode import compile_reader
+from schemas.avrocode import Reader, compile_reader
 from schemas.codec import HEADER_SIZE, Codec
 from schemas.construct import event_models, model_from_raw
 from schemas.errors import DecodeError
 from schemas.models import EVENT_TYPES
 from schemas.registry import FileRegistry, current_schema
-from tests.unit.decoding import damage, same
-from tests.unit.test_schemas_roundtrip import model_strategy
+from tests.unit.decoding import damage, planned_codec, same
+from tests.unit.strategies import model_strategy
 
 TYPES = sorted(EVENT_TYPES)
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -50,16 +51,22 @@ def test_every_contract_compiles_a_model_reader(event_type: str) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=_SLOW)
 @given(data=st.data())
 def test_model_reader_builds_what_the_dict_path_builds(event_type: str, data: Any) -> None:
-    codec = _codec()
+    codec = planned_codec(event_type)  # the plan's model reader reads below
     raw = codec.encode(data.draw(model_strategy(EVENT_TYPES[event_type])))
-    reader = compile_reader(current_schema(event_type), event_models(event_type))
-    assert reader is not None
-    event, end = reader(raw, HEADER_SIZE)
+    event, end = _model_reader(event_type)(raw, HEADER_SIZE)
     assert end == len(raw)
     reference = _by_dict(raw, event_type)
     assert same(event, reference)
-    codec.decode_raw(raw)  # the first record of a schema id makes the plan
     assert same(codec.decode_fast(raw), reference)
+    assert same(planned_codec(event_type, ("fast",)).decode_fast(raw), reference)  # dict path
+
+
+@cache
+def _model_reader(event_type: str) -> Reader:
+    """Compiled once per contract (checked by test_every_contract_compiles_a_model_reader)."""
+    reader = compile_reader(current_schema(event_type), event_models(event_type))
+    assert reader is not None
+    return reader
 
 
 def _outcome(read: Any) -> Any:
@@ -76,14 +83,10 @@ def _outcome(read: Any) -> Any:
 def test_damaged_bytes_decode_as_fastavro_alone_decodes_them(event_type: str, data: Any) -> None:
     """Flip, cut or insert bytes: ``decode_fast`` gives the model or the typed error that
     the dict path gives with fastavro alone reading the body."""
-    fast = _codec()
+    fast = planned_codec(event_type)  # the model reader is used below
     raw = fast.encode(data.draw(model_strategy(EVENT_TYPES[event_type])))
-    fast.decode_raw(raw)  # plan made: the model reader is used below
     damaged = damage(raw, data)
-    schema_id = int.from_bytes(damaged[1:HEADER_SIZE], "big")
-    slow = _codec()
-    plan = slow._plan(schema_id, damaged)
-    slow._plans[schema_id] = plan.__class__(plan.event_type, plan.writer, plan.reader)
+    slow = planned_codec(event_type, ())  # no generated reader: fastavro alone
     assert _outcome(lambda: fast.decode_fast(damaged)) == _outcome(
         lambda: slow.decode_fast(damaged)
     )
