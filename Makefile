@@ -5,32 +5,41 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the domain core compiled with mypyc (docs/native.md); rebuilt when a source changes
+NATIVE := processors/_native_sources.json
 
-.PHONY: run test lint typecheck unit integration install bench clean
+.PHONY: run test lint typecheck unit integration install native bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade pip setuptools
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+$(NATIVE): $(STAMP) setup.py $(wildcard processors/*.py)
+	PERSONAFLOW_NATIVE_BUILD=1 $(BIN)/python setup.py -q build_ext --inplace -j 2
+	$(BIN)/python -c "import processors, sys; print('processors:', processors.NATIVE); \
+		sys.exit(processors.NATIVE != 'compiled')"
+
+native: $(NATIVE)
+
+run: $(STAMP) $(NATIVE)
 	$(BIN)/personaflow run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy schemas processors streams sinks personaflow bench
 
-test: $(STAMP) lint
+test: $(STAMP) $(NATIVE) lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
-unit: $(STAMP)
+unit: $(STAMP) $(NATIVE)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(NATIVE)
 	$(BIN)/pytest -q tests/integration tests/e2e
 
 clean:
-	rm -rf $(VENV) .personaflow build *.egg-info
+	rm -rf $(VENV) .personaflow build *.egg-info $(NATIVE) processors/*.so

@@ -24,6 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from processors.errors import ConditionError
+
+__all__ = ["Condition", "ConditionError", "compile_condition"]
+
 Getter = Callable[[Any], Any]
 """A compiled piece: takes the evaluation context, returns a value."""
 
@@ -40,16 +44,6 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
-
-
-class ConditionError(ValueError):
-    """A guard that does not parse or names an unknown fact; ``column`` is 1-based."""
-
-    retriable = False
-
-    def __init__(self, message: str, column: int) -> None:
-        self.column = column
-        super().__init__(f"{message} (column {column})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,3 +51,16 @@ class RuleErrors(RuleError):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+
+class ConditionError(ValueError):
+    """A guard that does not parse or names an unknown fact; ``column`` is 1-based.
+
+    Raised by :mod:`processors.conditions` (defined here: exception classes stay in this
+    module, which is never compiled; see docs/native.md)."""
+
+    retriable = False
+
+    def __init__(self, message: str, column: int) -> None:
+        self.column = column
+        super().__init__(f"{message} (column {column})")

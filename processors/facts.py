@@ -49,21 +49,6 @@ class Ctx:
         self.cat_views = self.interest_views = -1
 
 
-_new_object = object.__new__
-
-
-def make_ctx(st: CustomerState, ev: Any, etype: str, now: float, dl: Deadline | None,
-             opts: tuple[float, ...]) -> Ctx:
-    """``Ctx(st, ev, etype, now, dl, *opts)`` (``opts``: recent, eng_half, aff_half)
-    without the class call and its star-argument call (one is built per input that reaches
-    a guard)."""
-    c = _new_object(Ctx)
-    c.st, c.ev, c.etype, c.now, c.dl = st, ev, etype, now, dl
-    c.recent, c.eng_half, c.aff_half = opts
-    c.cat_views = c.interest_views = -1
-    return c
-
-
 def _since(at: float | None, now: float) -> float | None:
     if at is None:
         return None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from processors.facts import GETTERS, Ctx, fact_values, make_ctx
+from processors.facts import GETTERS, Ctx, fact_values
 from processors.ruleset import DIMENSIONS, RuleSet, Transition, _placeholders
 from processors.state import Change, CustomerState
 from schemas.construct import trusted_builder
@@ -212,7 +212,7 @@ class Machine:
                     if known is None or known == current:
                         break  # "no move", as _step() would decide, without a context
                 if ctx is None:
-                    ctx = make_ctx(st, ev, etype, now, None, opts) if opts else Ctx(
+                    ctx = Ctx(st, ev, etype, now, None, *opts) if opts else Ctx(
                         st, ev, etype, now)
                 if known is not None:  # the one candidate, as _step() would try it
                     tr = cands[0]

@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import processors
 from processors.conditions import Condition
 from processors.facts import GETTERS, Ctx
 from processors.policy import BudgetPolicy, QuietHours
 from processors.state import Limits
 
-DEFAULT_RULES = Path(__file__).parent / "rules" / "default.yaml"
+# the package's __file__, not this module's: a mypyc-compiled module's own __file__ is
+# derived from the shared library's place and is wrong here (docs/native.md)
+DEFAULT_RULES = Path(processors.__file__).parent / "rules" / "default.yaml"
 """The shipped default rule file."""
 
 DIMENSIONS = ("lifecycle", "interest", "journey")

@@ -170,16 +170,3 @@ def test_new_state_and_next_due() -> None:
     out = ENGINE.apply(st, "c9", Events("c9").add("k1", "p1", T0), None, T0)
     assert out.next_due == ENGINE.next_due(out.state) == T0 + H
 
-
-def test_fast_constructors_build_what_the_classes_build() -> None:
-    """fresh_outcome and make_ctx skip the class call on the hot path: they must set every
-    field as Outcome(...) and Ctx(...) do (a field added to either class fails here)."""
-    from processors.engine import Outcome, fresh_outcome
-    from processors.facts import Ctx, make_ctx
-
-    state = Engine().new_state("c-1", T0)
-    assert fresh_outcome(state) == Outcome(state)
-    args = (state, object(), "Product Viewed", T0, None)
-    built, fast = Ctx(*args, 1.0, 2.0, 3.0), make_ctx(*args, (1.0, 2.0, 3.0))
-    assert [getattr(fast, name) for name in Ctx.__slots__] == [
-        getattr(built, name) for name in Ctx.__slots__]
