@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from personaflow.devstack import Endpoints, StackNotRunning, free_port, resolve_endpoints
+from personaflow.generator import publish
 from personaflow.generator.publish import Pacer
 from personaflow.kafka import consumer_config, producer_config
 from personaflow.settings import Settings
@@ -81,11 +81,19 @@ def test_free_port_is_bindable():
         sock.bind(("127.0.0.1", port))
 
 
-def test_pacer_spaces_items():
-    pacer = Pacer(200)
-    started = time.monotonic()
-    for i in range(21):
-        pacer.wait(i)
-    assert time.monotonic() - started >= 20 / 200 * 0.95
+def test_pacer_spaces_items(monkeypatch: pytest.MonkeyPatch):
+    now = [100.0]  # an injected clock; the pacer's sleeps advance it instead of waiting
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(publish.time, "sleep", sleep)
+    pacer = Pacer(200, clock=lambda: now[0])
+    slept = [pacer.wait(i) for i in range(21)]
+    assert now[0] == pytest.approx(100.0 + 20 / 200)  # item i at start + i / rate
+    assert slept[0] == 0.0 and slept[1:] == pytest.approx([1 / 200] * 20)
+    now[0] += 1.0  # late: nothing to wait for, and no drift after
+    assert pacer.wait(21) == 0.0
+    assert pacer.wait(300) == pytest.approx(0.4) and now[0] == pytest.approx(101.5)
     unlimited = Pacer(0)
     assert all(unlimited.wait(i) == 0.0 for i in range(1000))
