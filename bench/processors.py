@@ -38,6 +38,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+import processors
 from processors.engine import Engine, InputRef, decode_state, encode_state
 from schemas.codec import Codec
 from schemas.models import (
@@ -384,6 +385,7 @@ def main() -> None:
     summary["apply_us_p50_runs"] = [round(r["apply_us_p50"], 2) for r in runs]
     summary["events"] = len(evs)
     summary["repeat"] = args.repeat
+    summary["native"] = processors.NATIVE  # compiled (make native) or interpreted, and why
     print(json.dumps(summary))
 
 
