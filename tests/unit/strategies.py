@@ -8,7 +8,7 @@ every field drawn from its annotation and constraints, then the model validated 
 from __future__ import annotations
 
 import types
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import Enum
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
@@ -18,20 +18,11 @@ from pydantic import BaseModel
 
 from schemas.models import Alias, Envelope, Identify
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _ms(at: datetime) -> int:
-    return (at - _EPOCH) // timedelta(milliseconds=1)
-
-
-_DATETIMES = st.builds(
-    lambda ms, us: _EPOCH + timedelta(milliseconds=ms, microseconds=us),
-    st.integers(_ms(datetime(1900, 1, 1, tzinfo=UTC)), _ms(datetime(2200, 1, 1, tzinfo=UTC)) - 1),
-    st.integers(0, 999),
-)
-"""Aware UTC datetimes from 1900 to 2200 with microseconds (the models truncate them to
-Avro's milliseconds): two choices per value, where ``st.datetimes`` makes seven."""
+_DATETIMES = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)  # not epoch milliseconds drawn as one integer: hypothesis draws a wide integer range mostly
+# near its small values, so 1.5% of those datetimes fell after 2106 (where the generated
+# reader leaves its float fast path), against 29% of these
 
 
 def _metadata(info_metadata: list[Any], attr: str) -> Any:
