@@ -18,10 +18,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(NATIVE): $(STAMP) setup.py $(wildcard processors/*.py)
+# ... and the stream workers' Avro readers, generated from schemas/ (a schema or generator change)
+$(NATIVE): $(STAMP) setup.py $(wildcard processors/*.py) $(wildcard schemas/*.py) \
+		$(shell find schemas/avro -name '*.avsc')
 	PERSONAFLOW_NATIVE_BUILD=1 $(BIN)/python setup.py -q build_ext --inplace -j 2
 	$(BIN)/python -c "import processors, sys; print('processors:', processors.NATIVE); \
 		sys.exit(processors.NATIVE != 'compiled')"
+	$(BIN)/python -c "from schemas.codec import native_readers_status as s; \
+		print('avro readers:', s())"
 
 native: $(NATIVE)
 
@@ -42,4 +46,5 @@ integration: $(STAMP) $(NATIVE)
 	$(BIN)/pytest -q tests/integration tests/e2e
 
 clean:
-	rm -rf $(VENV) .personaflow build *.egg-info $(NATIVE) processors/*.so
+	rm -rf $(VENV) .personaflow build *.egg-info $(NATIVE) processors/*.so schemas/_readers \
+		schemas/*.so

@@ -29,10 +29,15 @@ current one).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib
+import os
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import FunctionType
 from typing import Any
 
 Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
@@ -110,6 +115,16 @@ def _as_datetime(millis: int) -> datetime:
 _PRIMITIVES = frozenset({"string", "bytes", "long", "int", "boolean", "double", "float", "null"})
 
 
+@dataclass
+class _Function:
+    """One generated record function: ``def {name}(buf, pos, size):`` and its body."""
+
+    name: str
+    body: list[str]
+    values: list[str] = dataclasses.field(default_factory=list)
+    """Variables holding read values (None, str, a record...): ``Any`` in the typed form."""
+
+
 class _Gen:
     """Generates the source of one reader or writer (shared name bookkeeping)."""
 
@@ -120,14 +135,24 @@ class _Gen:
         self.named: dict[str, Any] = {}
         self.record_fns: dict[str, str] = {}
         self.models = models
+        self.notes: list[str] = []
+        """What each constant stands for (comment lines of a reader's source)."""
+        self.functions: list[_Function] = []
+        """The reader's record functions, in the order of the source."""
+        self.values: list[list[str]] = []
+        """Per record function being generated: its value variables (typed ``Any``)."""
+        self.open_records: set[str] = set()
+        self.recursive = False
 
     def var(self, stem: str = "v") -> str:
         self.names += 1
         return f"{stem}{self.names}"
 
-    def const(self, value: Any, stem: str = "c") -> str:
+    def const(self, value: Any, stem: str = "c", note: str | None = None) -> str:
         name = self.var(f"_{stem}")
         self.consts[name] = value
+        if note is not None:
+            self.notes.append(f"# {name}: {note}")
         return name
 
     def resolve(self, schema: Any) -> Any:
@@ -158,6 +183,8 @@ def _emit_long(g: _Gen, out: list[str], ind: str, target: str) -> None:
 
 def _emit_read(g: _Gen, schema: Any, out: list[str], ind: str, target: str) -> None:
     """Lines reading one value of ``schema`` at ``pos`` into ``target``."""
+    if g.values and target not in g.values[-1]:
+        g.values[-1].append(target)
     schema = g.resolve(schema)
     if isinstance(schema, list):
         _emit_read_union(g, schema, out, ind, target)
@@ -214,7 +241,7 @@ def _emit_read(g: _Gen, schema: Any, out: list[str], ind: str, target: str) -> N
         ]
     elif kind in ("double", "float"):
         fmt, width = ("<d", 8) if kind == "double" else ("<f", 4)
-        unpack = g.const(struct.Struct(fmt).unpack_from, "unpack")
+        unpack = g.const(struct.Struct(fmt).unpack_from, "unpack", f"struct {fmt} unpack_from")
         out += [
             f"{ind}if pos + {width} > size:",
             f"{ind}    raise ValueError('truncated')",
@@ -222,7 +249,7 @@ def _emit_read(g: _Gen, schema: Any, out: list[str], ind: str, target: str) -> N
             f"{ind}pos += {width}",
         ]
     elif kind == "enum":
-        symbols = g.const(_enum_values(g, schema), "symbols")
+        symbols = g.const(_enum_values(g, schema), "symbols", _enum_note(g, schema))
         index = g.var("i")
         _emit_long(g, out, ind, index)
         out += [
@@ -285,14 +312,20 @@ def _record_reader(g: _Gen, schema: dict[str, Any]) -> str:
     name = schema.get("name") or g.var("anon")
     fn = g.record_fns.get(name)
     if fn is not None:
+        g.recursive = g.recursive or name in g.open_records
         return fn
     fn = g.record_fns[name] = g.var("_read_record")
-    body: list[str] = [f"def {fn}(buf, pos, size):"]
+    function = _Function(fn, [])
+    g.open_records.add(name)
+    g.values.append(function.values)
+    body = function.body
     targets = []
     for field in schema["fields"]:
         target = g.var("f")
         targets.append((field["name"], target))
         _emit_read(g, field["type"], body, "    ", target)
+    g.values.pop()
+    g.open_records.discard(name)
     items = ", ".join(f"{name!r}: {target}" for name, target in targets)
     make = _record_maker(g, schema, tuple(name for name, _ in targets))
     if make is None:
@@ -301,7 +334,7 @@ def _record_reader(g: _Gen, schema: dict[str, Any]) -> str:
         body.append(f"    return {make}({', '.join(target for _, target in targets)}), pos")
     else:
         body.append(f"    return {make}({{{items}}}), pos")
-    g.lines += [*body, ""]
+    g.functions.append(function)
     return fn
 
 
@@ -316,7 +349,7 @@ def _record_maker(g: _Gen, schema: dict[str, Any], fields: tuple[str, ...]) -> s
     make = factory(fields)
     if make is None:
         raise Unsupported(f"record {schema.get('name')} does not match its model")
-    return g.const(make, "make")
+    return g.const(make, "make", f"makes record {schema.get('name')} of fields {fields!r}")
 
 
 def _enum_values(g: _Gen, schema: dict[str, Any]) -> tuple[Any, ...]:
@@ -329,6 +362,12 @@ def _enum_values(g: _Gen, schema: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(convert(symbol) for symbol in symbols)
     except (ValueError, TypeError) as exc:
         raise Unsupported(f"enum {schema.get('name')}: {exc}") from exc
+
+
+def _enum_note(g: _Gen, schema: dict[str, Any]) -> str:
+    converted = g.models is not None and str(schema.get("name")) in g.models.enums
+    how = " (converted by the models)" if converted else ""
+    return f"enum {schema.get('name')} symbols {tuple(schema['symbols'])!r}{how}"
 
 
 @dataclass(frozen=True)
@@ -346,14 +385,83 @@ class Models:
     positional: bool = False
     """False: ``make`` takes the record's fields dict; True: the field values as positional
     arguments in the order the factory was given (no dict built at all)."""
+    key: str = ""
+    """Names what the factories and converters build (e.g. ``"plain records of Product
+    Viewed"``), written into the reader's source: readers of the same source and key get
+    interchangeable constants, so a compiled reader (:func:`reader_source`) may serve them.
+    Empty: unnamed, never served by a compiled reader."""
 
 
-def compile_reader(schema: Any, models: Models | None = None) -> Reader | None:
-    """``read(buf, pos) -> (record dict, position after it)`` for a record schema, or
-    ``None`` when the schema uses something not covered (see the module docs).
+_BASE_SCOPE: dict[str, Any] = {"_read_varint": _read_varint, "_as_datetime": _as_datetime,
+                               "_EXACT_MS": _EXACT_MS, "_fromtimestamp": _fromtimestamp,
+                               "_UTC": UTC}
+"""Constants every generated reader may use (the generator's helpers)."""
 
-    With ``models``, records and enums named there are built as the caller's objects while
-    reading (the stream workers' event models: no dict of plain values converted after)."""
+NATIVE_PACKAGE = "schemas._readers"
+"""Where ``make native`` puts the compiled readers: one module per reader source,
+``r_<SHA-256 of the source>``, generated by :meth:`ReaderSource.typed_module` (gitignored)."""
+
+
+@dataclass(frozen=True)
+class ReaderSource:
+    """One generated reader: the source :func:`compile_reader` executes, the constants it
+    runs with, and the same code as a typed module that mypyc compiles (``make native``).
+
+    The source is deterministic (the same schema and models give the same text) and names
+    what each constant stands for in its first comment lines, so its SHA-256 (:attr:`digest`)
+    identifies a compiled reader: one is used only for the very source it was built from."""
+
+    name: str
+    source: str
+    scope: dict[str, Any]
+    functions: tuple[_Function, ...]
+    entry: str
+    """The record function of the schema itself (``read`` calls it)."""
+    compilable: bool
+    """Whether a compiled form may serve this reader: its constants are all named in the
+    source (no models, or models with a ``key``) and no record contains itself (a compiled
+    function does not check the recursion depth)."""
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    @property
+    def module(self) -> str:
+        """The compiled module's name (in :data:`NATIVE_PACKAGE`)."""
+        return f"r_{self.digest}"
+
+    def compile(self) -> Reader:
+        """The reader, executed from :attr:`source` (the interpreted path)."""
+        scope = dict(self.scope)
+        exec(compile(self.source, f"<avro reader {self.name}>", "exec"), scope)
+        reader: Reader = scope["read"]
+        return reader
+
+    def typed_module(self) -> str:
+        """:attr:`source` as a module mypyc compiles: the same functions with typed
+        signatures (every variable holding a read value declared ``Any``, or mypyc would
+        insert checks of the type it infers from the first assignment), the constants as
+        module globals that ``install(scope)`` sets before use, and ``SOURCE_SHA256``."""
+        names = list(self.scope)
+        out = [f'r"""Compiled Avro reader of {self.name} (generated by schemas.avrocode at build',
+               'time: do not edit). The source it compiles, with the notes on its constants:',
+               "", *(f"    {line}" for line in self.source.splitlines()), '"""', "",
+               "from typing import Any", "", f"SOURCE_SHA256 = {self.digest!r}", ""]
+        out += [f"{name}: Any = None" for name in names]
+        for fn in self.functions:
+            out += ["", "", f"def {fn.name}(buf: bytes, pos: int, size: int) -> tuple[Any, int]:",
+                    *(f"    {value}: Any" for value in fn.values), *fn.body]
+        out += ["", "", "def read(buf: bytes, pos: int) -> tuple[Any, int]:",
+                f"    return {self.entry}(buf, pos, len(buf))", "", "",
+                "def install(scope: dict[str, Any]) -> None:", f"    global {', '.join(names)}"]
+        out += [f"    {name} = scope[{name!r}]" for name in names]
+        return "\n".join(out) + "\n"
+
+
+def reader_source(schema: Any, models: Models | None = None) -> ReaderSource | None:
+    """The generated reader of a record schema (:func:`compile_reader`), not yet executed,
+    or ``None`` when the schema uses something not covered (see the module docs)."""
     g = _Gen(models)
     try:
         schema = g.resolve(schema)
@@ -362,13 +470,69 @@ def compile_reader(schema: Any, models: Models | None = None) -> Reader | None:
         fn = _record_reader(g, schema)
     except (Unsupported, KeyError, TypeError):
         return None
-    source = "\n".join(g.lines) + f"\ndef read(buf, pos):\n    return {fn}(buf, pos, len(buf))\n"
-    scope: dict[str, Any] = {"_read_varint": _read_varint, "_as_datetime": _as_datetime,
-                             "_EXACT_MS": _EXACT_MS, "_fromtimestamp": _fromtimestamp,
-                             "_UTC": UTC, **g.consts}
-    exec(compile(source, f"<avro reader {schema.get('name')}>", "exec"), scope)
-    reader: Reader = scope["read"]
+    builds = "dicts" if models is None else models.key or "unnamed models"
+    lines = [f"# reads {schema.get('name')}, builds {builds}", *g.notes]
+    for function in g.functions:
+        lines += [f"def {function.name}(buf, pos, size):", *function.body, ""]
+    source = "\n".join(lines) + f"\ndef read(buf, pos):\n    return {fn}(buf, pos, len(buf))\n"
+    named = models is None or bool(models.key)
+    return ReaderSource(str(schema.get("name")), source, {**_BASE_SCOPE, **g.consts},
+                        tuple(g.functions), fn, named and not g.recursive)
+
+
+def compile_reader(schema: Any, models: Models | None = None, *,
+                   native: bool = True) -> Reader | None:
+    """``read(buf, pos) -> (record dict, position after it)`` for a record schema, or
+    ``None`` when the schema uses something not covered (see the module docs).
+
+    With ``models``, records and enums named there are built as the caller's objects while
+    reading (the stream workers' event models: no dict of plain values converted after).
+    With ``native`` (and unless ``PERSONAFLOW_NATIVE=0``), the compiled form of exactly this
+    source when ``make native`` built one (:func:`compiled_reader`), else the source executed."""
+    generated = reader_source(schema, models)
+    if generated is None:
+        return None
+    if native:
+        reader = compiled_reader(generated)
+        if reader is not None:
+            return reader
+    return generated.compile()
+
+
+def native_enabled() -> bool:
+    """Compiled code may be used (``PERSONAFLOW_NATIVE`` is not ``0``)."""
+    return os.environ.get("PERSONAFLOW_NATIVE", "1") != "0"
+
+
+def compiled_reader(generated: ReaderSource) -> Reader | None:
+    """The compiled reader built from ``generated``'s exact source, its constants installed
+    (the objects the executed source would get), or None: not compilable, compiled code
+    turned off, not built, or only its interpreted module there."""
+    module = compiled_module(generated)
+    if module is None:
+        return None
+    module.install(generated.scope)
+    reader: Reader = module.read
     return reader
+
+
+def compiled_module(generated: ReaderSource) -> Any:
+    """The compiled module of ``generated``'s exact source (constants not installed), or
+    None (see :func:`compiled_reader`)."""
+    if not generated.compilable or not native_enabled():
+        return None
+    try:
+        module = importlib.import_module(f"{NATIVE_PACKAGE}.{generated.module}")
+    except ImportError:
+        return None
+    if not is_compiled(getattr(module, "read", None)):
+        return None  # the typed source alone (a build that did not finish), interpreted
+    return module if getattr(module, "SOURCE_SHA256", None) == generated.digest else None
+
+
+def is_compiled(reader: Any) -> bool:
+    """Whether ``reader`` is compiled code (mypyc), not a Python function."""
+    return callable(reader) and not isinstance(reader, FunctionType)
 
 
 # ---------------------------------------------------------------------- writer

@@ -34,7 +34,17 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 from pydantic import BaseModel, ValidationError
 
-from schemas.avrocode import Reader, Writer, compile_reader, compile_writer
+from schemas.avrocode import (
+    Reader,
+    ReaderSource,
+    Writer,
+    compile_reader,
+    compile_writer,
+    compiled_module,
+    is_compiled,
+    native_enabled,
+    reader_source,
+)
 from schemas.construct import event_models, model_from_raw
 from schemas.errors import (
     BadMagicByte,
@@ -126,6 +136,12 @@ class Codec:
         except (ValueError, TypeError, OverflowError, KeyError) as exc:
             raise EncodeError(f"{event_type}: not encodable as Avro: {exc}") from exc
         return out.getvalue()
+
+    @property
+    def native_readers(self) -> int:
+        """How many of the schema ids read so far decode with a compiled plain reader
+        (``make native``; :func:`native_readers_status`)."""
+        return sum(1 for plan in self._plans.values() if is_compiled(plan.plain))
 
     def _header(self, event_type: str) -> bytes:
         header = bytes([MAGIC_BYTE]) + self.registry.id_for(event_type).to_bytes(4, "big")
@@ -236,6 +252,25 @@ class Codec:
         )
         self._plans[schema_id] = plan
         return plan
+
+
+def plain_reader_source(event_type: str) -> ReaderSource | None:
+    """The generated plain reader of ``event_type``'s current schema: what
+    :meth:`Codec.decode_plain` runs, and what ``make native`` compiles."""
+    return reader_source(current_schema(event_type), plain_models(event_type))
+
+
+def native_readers_status() -> str:
+    """Whether the plain readers of the current schemas run compiled: ``"compiled: N of M
+    event types"`` (the others: out of date, the source executed) or ``"interpreted: <why>"``."""
+    if not native_enabled():
+        return "interpreted: PERSONAFLOW_NATIVE=0"
+    sources = [plain_reader_source(event_type) for event_type in sorted(EVENT_TYPES)]
+    compiled = sum(1 for s in sources if s is not None and compiled_module(s) is not None)
+    if not compiled:
+        return "interpreted: no compiled reader matches the current sources (make native)"
+    stale = "" if compiled == len(sources) else " (the others out of date: make native)"
+    return f"compiled: {compiled} of {len(sources)} event types{stale}"
 
 
 def encode_json(event: BaseModel) -> bytes:
@@ -402,6 +437,8 @@ __all__ = [
     "encode_event",
     "encode_json",
     "model_from_raw",
+    "native_readers_status",
+    "plain_reader_source",
     "set_default_codec",
     "summarise",
 ]

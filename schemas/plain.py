@@ -170,7 +170,7 @@ def plain_models(event_type: str) -> Models:
     enums: dict[str, Callable[[str], Any]] = {}
     records[full_name(event_type)] = _factory(model)
     walk_models(model, records, enums, _factory)
-    return Models(records, enums, positional=True)
+    return Models(records, enums, positional=True, key=f"plain records of {event_type}")
 
 
 def _factory(model: type[BaseModel]) -> Callable[[tuple[str, ...]], Callable[..., Any] | None]:

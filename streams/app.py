@@ -20,7 +20,9 @@ from typing import Any
 
 import faust
 
+import processors
 from personaflow import gctuning
+from schemas.codec import native_readers_status
 from streams import metrics
 from streams.clock import make_clock
 from streams.domain import Domain, load_domain
@@ -81,6 +83,8 @@ def create_app(
 ) -> faust.App:
     """A configured Faust app; ``app.personaflow`` is its :class:`StreamWorker`."""
     settings = settings or StreamSettings()
+    log.info("compiled code (make native): processors %s; avro readers %s", processors.NATIVE,
+             native_readers_status())  # fmt: skip
     if settings.intake == "take" and settings.persist_interval_s:
         # take_events acknowledges each batch when the next is taken: persist every batch
         settings = settings.model_copy(update={"persist_interval_s": 0.0})
