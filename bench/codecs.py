@@ -12,7 +12,10 @@ measures from the same run; the last line is one JSON object of named metrics.
 Measures (events per second):
   avro_encode     schemas.codec.encode_event (model -> wire bytes)
   avro_decode     decode_event: wire bytes -> validated pydantic model
-  avro_fast       decode_fast: wire bytes -> model via model_construct (stream worker path)
+  avro_fast       decode_fast: wire bytes -> model via model_construct
+  avro_plain      decode_plain: wire bytes -> plain record (the stream worker's path; its
+                  readers compiled after ``make native`` unless PERSONAFLOW_NATIVE=0,
+                  ``native_readers`` in the JSON says which)
   avro_raw        decode_raw: wire bytes -> (name, dict), no pydantic
   fastavro_only   bare fastavro schemaless_reader (the floor under avro_raw)
   json_encode     encode_json (model -> JSON bytes)
@@ -39,7 +42,7 @@ import orjson
 from fastavro import schemaless_reader
 from pydantic import BaseModel
 
-from schemas.codec import Codec, encode_json
+from schemas.codec import Codec, encode_json, native_readers_status
 from schemas.construct import model_from_raw
 from schemas.models import EVENT_TYPES
 from schemas.registry import FileRegistry, current_schema
@@ -90,6 +93,7 @@ def _measures(codec: Codec, events: list[BaseModel]) -> dict[str, Callable[[], N
         "avro_encode": _each(codec.encode, events),
         "avro_decode": _each(codec.decode, avro),
         "avro_fast": _each(codec.decode_fast, avro),
+        "avro_plain": _each(codec.decode_plain, avro),
         "avro_raw": _each(codec.decode_raw, avro),
         "fastavro_only": _each(fastavro_only, bodies, star=True),
         "json_encode": _each(encode_json, events),
@@ -159,10 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     rates = run(events, args.repeats)
     for name, rate in rates.items():
         print(f"  {name:<14} {rate:>12,.0f} events/s")
-    metrics: dict[str, float] = {f"{name}_per_s": round(rate) for name, rate in rates.items()}
+    metrics: dict[str, Any] = {f"{name}_per_s": round(rate) for name, rate in rates.items()}
     metrics["avro_decode_per_s"] = metrics.pop("avro_decode_per_s")
     metrics["avro_raw_decode_per_s"] = metrics.pop("avro_raw_per_s")
     metrics["avro_fast_decode_per_s"] = metrics.pop("avro_fast_per_s")
+    metrics["avro_plain_decode_per_s"] = metrics.pop("avro_plain_per_s")
+    metrics["native_readers"] = native_readers_status()
     ratios = {
         "avro_vs_json_decode": rates["avro_decode"] / rates["json_decode"],
         "avro_raw_vs_json_decode": rates["avro_raw"] / rates["json_decode"],

@@ -284,7 +284,7 @@ def test_the_source_names_its_constants_and_models() -> None:
     head = generated.source.splitlines()[0]
     assert head == "# reads io.personaflow.v1.ProductViewed, builds plain records of Product Viewed"
     notes = [line for line in generated.source.splitlines() if line.startswith("# _")]
-    assert len(notes) == len(generated.scope) - 5  # each constant but the five helpers
+    assert len(notes) == len(generated.scope) - 4  # each constant but the four helpers
     assert any("makes record io.personaflow.v1.Product of fields" in n for n in notes)
 
 
