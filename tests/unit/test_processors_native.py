@@ -69,9 +69,9 @@ def test_compiled_without_digests_falls_back(tmp_path: Path) -> None:
 
 
 def _digest(**env: str) -> str:
-    """bench.processors' digest of every outcome and state over 6,000 generator events."""
+    """bench.processors' digest of every outcome and state over 3,000 generator events."""
     out = subprocess.run([sys.executable, "-m", "bench.processors", "--digest", "--events",
-                          "6000"], cwd=PACKAGE.parent, env={**os.environ, **env},
+                          "3000"], cwd=PACKAGE.parent, env={**os.environ, **env},
                          capture_output=True, text=True, check=True, timeout=300)
     return str(json.loads(out.stdout.strip().splitlines()[-1])["digest"])
 
