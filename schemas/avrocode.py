@@ -25,6 +25,11 @@ literals (``repr``) and references to constants passed in a scope dict: no text 
 or a payload is ever executed. It is compiled once per schema id (reader) or event type
 (writer), from the committed contracts (a writer schema is only compiled when it equals the
 current one).
+
+``make native`` also compiles the plain readers of the current schemas with mypyc
+(:meth:`ReaderSource.typed_module`, docs/native.md): :func:`compile_reader` takes a compiled
+reader only for the very source it was built from (:attr:`ReaderSource.digest`), else it
+executes the source.
 """
 
 from __future__ import annotations
