@@ -83,8 +83,6 @@ def create_app(
 ) -> faust.App:
     """A configured Faust app; ``app.personaflow`` is its :class:`StreamWorker`."""
     settings = settings or StreamSettings()
-    log.info("compiled code (make native): processors %s; avro readers %s", processors.NATIVE,
-             native_readers_status())  # fmt: skip
     if settings.intake == "take" and settings.persist_interval_s:
         # take_events acknowledges each batch when the next is taken: persist every batch
         settings = settings.model_copy(update={"persist_interval_s": 0.0})
@@ -108,7 +106,17 @@ def create_app(
     _register_ticker(app, settings, worker)
     register_views(app, worker)
     _register_gc_tuning(app, settings)
+    _register_native_log(app)
     return app
+
+
+def _register_native_log(app: faust.App) -> None:
+    async def log_native() -> None:
+        """Once the worker has started (its logging set up): which parts run compiled."""
+        log.info("compiled code (make native): processors %s; avro readers %s",
+                 processors.NATIVE, native_readers_status())  # fmt: skip
+
+    app.task(log_native)
 
 
 def _set_fetch_wait(app: faust.App, wait_ms: int) -> None:
