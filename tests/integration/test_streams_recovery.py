@@ -89,19 +89,23 @@ def test_kill_mid_stream_then_restart_and_recover(kafka_bootstrap: str, tmp_path
     assert len(expected) == 2 * CUSTOMERS  # a welcome and a 1 h cart reminder each
     produce_events(kafka_bootstrap, prefix, events)
 
-    def worker(data: str) -> WorkerProcess:
+    def worker(data: str, **env: str) -> WorkerProcess:
         return WorkerProcess(
             kafka_bootstrap, prefix, f"{prefix}app", tmp_path / data, partitions=PARTITIONS,
-            clock="event", env={"PERSONAFLOW_RULES_FILE": str(rules)},
+            clock="event", env={"PERSONAFLOW_RULES_FILE": str(rules), **env},
         )  # fmt: skip
 
-    first = worker("data").start()
+    # persist and commit often, so that the first commit (the kill's cue) comes after a
+    # fraction of the history: with the defaults the compiled worker (make native) could apply
+    # all 6,004 events before its first commit, and the kill landed after the stream
+    first = worker("data", PERSONAFLOW_PERSIST_INTERVAL_S="0.05",
+                   PERSONAFLOW_COMMIT_INTERVAL_S="0.05").start()
     first.wait_ready(60)
     while committed_total(kafka_bootstrap, f"{prefix}app", topics.inputs, PARTITIONS) == 0:
         time.sleep(0.05)
     first.kill()  # kill -9, mid-stream
     done = committed_total(kafka_bootstrap, f"{prefix}app", topics.inputs, PARTITIONS)
-    assert 0 < done < len(events), "the kill should land mid-stream"
+    assert 0 < done < len(events), f"the kill should land mid-stream ({done} committed)"
 
     second = worker("data").start()
     try:
