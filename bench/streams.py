@@ -8,6 +8,10 @@ KAFKA_BOOTSTRAP_SERVERS is set), 6 partitions:
 (b) idiomatic Faust: one agent, per-event JSON decode, one table update per event;
 (c) personaflow's worker (``personaflow worker``: decode, identity, engine, outputs, tables);
 (d) Faust's no-op path: ``stream.take_events(2000, within=0.05)``, events dropped;
+(e) personaflow's intake alone: the worker's own app (Faust group, aiokafka fetch in Faust's
+    consumer thread, the batch intake, acknowledgements and commits) with the processing
+    replaced by "acknowledge at once": the ceiling of the worker's transport, and with (c)
+    the share of a worker's time that is transport rather than processing;
 
 then the transport floor (the same paced load read by a bare aiokafka consumer: producer ->
 broker -> consumer, no processing: the part of e2t no worker can remove), and on the worker:
@@ -97,6 +101,18 @@ def baseline_main(mode: str) -> None:
 
         app.agent(channel, name="noop")(noop)
     app.main()
+
+
+def intake_main() -> None:
+    """(e): ``personaflow worker``'s app with every batch acknowledged unprocessed."""
+    from streams.app import create_app
+    from streams.worker import StreamWorker
+
+    async def acknowledge(self: StreamWorker, events: Any) -> list[Any]:
+        return list(events)
+
+    StreamWorker.handle = acknowledge  # type: ignore[method-assign]  # before the intake binds it
+    create_app().main()
 
 
 # ---------------------------------------------------------------- helpers
@@ -229,8 +245,12 @@ def worker(bootstrap: str, prefix: str, work: Path, name: str, **env: str) -> An
                          clock=clock, env=settings)  # fmt: skip
 
 
-def worker_eps(bootstrap: str, prefix: str, total: int, work: Path, **env: str) -> float:
-    proc = worker(bootstrap, prefix, work, "worker", **env).start()
+def worker_eps(bootstrap: str, prefix: str, total: int, work: Path, *, intake_only: bool = False,
+               **env: str) -> float:  # fmt: skip
+    proc = worker(bootstrap, prefix, work, "intake" if intake_only else "worker", **env)
+    if intake_only:
+        proc.argv = [sys.executable, "-m", "bench.streams", "--intake-only", "worker", "-l", "warn"]
+    proc.start()
     try:
         assert proc.process is not None
         return measure(bootstrap, proc.app_id, prefix, total, proc.process)
@@ -541,11 +561,13 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
     avro, js = new_topics(bootstrap), new_topics(bootstrap)
     say(f"produced Avro in {produce(bootstrap, avro, events):.1f} s, "
         f"JSON in {produce(bootstrap, js, events, as_json=True):.1f} s")
-    runs: dict[str, list[float]] = {k: [] for k in ("raw", "idiomatic", "noop", "worker")}
+    names = ("raw", "idiomatic", "noop", "intake", "worker")
+    runs: dict[str, list[float]] = {k: [] for k in names}
     for n in range(REPEATS):
         runs["raw"].append(raw_ceiling(bootstrap, avro, EVENTS))
         runs["idiomatic"].append(faust_baseline(bootstrap, js, EVENTS, "idiomatic", work))
         runs["noop"].append(faust_baseline(bootstrap, avro, EVENTS, "noop", work))
+        runs["intake"].append(worker_eps(bootstrap, avro, EVENTS, work, intake_only=True))
         # the worker also writes internal topics it reads back: a fresh topic set per run
         fresh = avro if n == 0 else new_topics(bootstrap)
         if n:
@@ -557,6 +579,8 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         f"idiomatic Faust ({med['idiomatic']:,.0f}), {med['worker'] / med['noop']:.2f}x Faust "
         f"no-op ({med['noop']:,.0f}), {med['worker'] / med['raw']:.2f}x raw ceiling "
         f"({med['raw']:,.0f})")  # fmt: skip
+    say(f"intake alone (fetch, acks, commits; nothing processed) {med['intake']:,.0f} ev/s: "
+        f"{1e6 / med['intake']:.0f} us of a worker's {1e6 / med['worker']:.0f} us per event")
     floor = transport_floor(bootstrap)
     lat = latency(bootstrap, work)
     say("e2t again with the hold alone (PERSONAFLOW_ALIGN_RELEASE_CAUGHT_UP=false):")
@@ -570,6 +594,7 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         "idiomatic_faust_eps": round(med["idiomatic"]),
         "faust_noop_eps": round(med["noop"]),
         "raw_ceiling_eps": round(med["raw"]),
+        "intake_noop_eps": round(med["intake"]),
         "worker_vs_idiomatic": round(med["worker"] / med["idiomatic"], 2),
         "e2t_p50_ms": round(lat["e2t_p50_ms"], 1),
         "e2t_p99_ms": round(lat["e2t_p99_ms"], 1),
@@ -758,5 +783,8 @@ if __name__ == "__main__":
         mode = sys.argv[2]
         sys.argv = [sys.argv[0], *sys.argv[3:]]
         baseline_main(mode)
+    elif len(sys.argv) > 1 and sys.argv[1] == "--intake-only":
+        sys.argv = [sys.argv[0], *sys.argv[2:]]
+        intake_main()
     else:
         main()
