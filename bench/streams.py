@@ -341,8 +341,11 @@ def latency(bootstrap: str, work: Path, **env: str) -> dict[str, float]:
         cpu_share = (_cpu_seconds(proc.process.pid) - cpu_before) / (time.monotonic() - wall_before)
         time.sleep(3)
         records = read_topic(bootstrap, TopicNames(prefix).triggers, idle=2, timeout=30)
+        metrics_text = proc.get("/metrics")[1].decode()
     finally:
         proc.stop()
+    fetch, wait = ({q: histogram_quantile(metrics_text, f"personaflow_{name}_seconds", q)
+                    for q in (0.5, 0.99)} for name in ("fetch_delay", "intake_wait"))  # fmt: skip
     e2t, lag = [], []
     by_type: dict[str, list[float]] = {}
     for record in records:
@@ -363,11 +366,41 @@ def latency(bootstrap: str, work: Path, **env: str) -> dict[str, float]:
             f"p99 {percentile(values, 0.99) * 1e3:.1f} ms")  # fmt: skip
     say(f"e2t at {RATE} ev/s: {len(e2t)} triggers, p50 {percentile(e2t, 0.5) * 1e3:.1f} ms, "
         f"p99 {percentile(e2t, 0.99) * 1e3:.1f} ms")  # fmt: skip
+    say(f"  every input record, from the worker's histograms (bucket-interpolated): fetch delay "
+        f"(record timestamp -> fetched into the intake) p50 {fetch[0.5] * 1e3:.0f} ms, p99 "
+        f"{fetch[0.99] * 1e3:.0f} ms; intake wait (-> taken by the processing task) p50 "
+        f"{wait[0.5] * 1e3:.0f} ms, p99 {wait[0.99] * 1e3:.0f} ms")  # fmt: skip
     say(f"deadline lag: {len(lag)} of {len(due)} cart deadlines, p99 {percentile(lag, 0.99):.2f} s")
     say(f"worker CPU while paced: {cpu_share:.2f} of a core")
     return {"e2t_p50_ms": percentile(e2t, 0.5) * 1e3, "e2t_p99_ms": percentile(e2t, 0.99) * 1e3,
             "e2t_triggers": len(e2t), "deadline_lag_p99_s": percentile(lag, 0.99),
-            "deadline_lag_n": len(lag), "worker_cpu_share": cpu_share}  # fmt: skip
+            "deadline_lag_n": len(lag), "worker_cpu_share": cpu_share,
+            "fetch_delay_p50_ms": fetch[0.5] * 1e3,
+            "fetch_delay_p99_ms": fetch[0.99] * 1e3,
+            "intake_wait_p99_ms": wait[0.99] * 1e3}  # fmt: skip
+
+
+def histogram_quantile(text: str, name: str, q: float) -> float:
+    """Quantile ``q`` of Prometheus histogram ``name`` in a ``/metrics`` page, interpolated
+    linearly inside its bucket (as PromQL's histogram_quantile); nan without samples."""
+    bounds: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bounds.append((float(le), float(line.rsplit(" ", 1)[1])))
+    bounds.sort()
+    total = bounds[-1][1] if bounds else 0.0
+    if not total:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for upper, count in bounds:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower
+            share = (rank - below) / (count - below) if count > below else 1.0
+            return lower + (upper - lower) * share
+        lower, below = upper, count
+    return lower
 
 
 def _floor_consumer(bootstrap: str, topics: list[str], total: int, out: Any) -> None:
@@ -598,6 +631,9 @@ def run(bootstrap: str, work: Path) -> dict[str, Any]:
         "worker_vs_idiomatic": round(med["worker"] / med["idiomatic"], 2),
         "e2t_p50_ms": round(lat["e2t_p50_ms"], 1),
         "e2t_p99_ms": round(lat["e2t_p99_ms"], 1),
+        "fetch_delay_p50_ms": round(lat["fetch_delay_p50_ms"], 1),
+        "fetch_delay_p99_ms": round(lat["fetch_delay_p99_ms"], 1),
+        "intake_wait_p99_ms": round(lat["intake_wait_p99_ms"], 1),
         "deadline_lag_p99_s": round(lat["deadline_lag_p99_s"], 2),
         "transport_p50_ms": round(floor["p50_ms"], 1),
         "transport_p99_ms": round(floor["p99_ms"], 1),

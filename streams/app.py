@@ -153,7 +153,7 @@ def _register_agent(app: faust.App, settings: StreamSettings, worker: StreamWork
         if settings.align_hold_ms:  # held records are released on the idle rounds too
             idle = min(idle, max(0.02, settings.align_hold_ms / 3000))
         intake = BatchIntake(app, set(names), worker.handle, settings.batch_max_events, idle,
-                             more=lambda: worker.more)  # fmt: skip
+                             more=lambda: worker.more, inputs=frozenset(topics.inputs))  # fmt: skip
         intake.install()
         app.task(intake.run)
 

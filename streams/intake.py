@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from streams import metrics
 
 log = logging.getLogger("personaflow.streams")
 
@@ -38,6 +41,7 @@ class BatchIntake:
         max_batch: int,
         idle_s: float = 0.25,
         more: Callable[[], bool] | None = None,
+        inputs: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.idle_s = idle_s
@@ -47,7 +51,10 @@ class BatchIntake:
         self.topics = topics
         self.handler = handler
         self.max_batch = max_batch
-        self.queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=4)
+        self.inputs = inputs
+        """The input topics, whose records' fetch delay is measured (not the internal ones)."""
+        self.queue: asyncio.Queue[tuple[float, list[Any]]] = asyncio.Queue(maxsize=4)
+        """Fetched batches, each with the time it was fetched."""
 
     def install(self) -> None:
         """Patch the app's consumer (call when the app starts, before fetching begins)."""
@@ -85,7 +92,9 @@ class BatchIntake:
                     else:
                         await callback(message)
                 if batch:
-                    await self.queue.put(batch)
+                    fetched_at = time.time()
+                    observe_fetch_delay(batch, self.inputs, fetched_at)
+                    await self.queue.put((fetched_at, batch))
                 else:
                     await asyncio.sleep(0)
         except asyncio.CancelledError:
@@ -100,21 +109,27 @@ class BatchIntake:
     async def run(self) -> None:
         """The processing task: batches from the queue -> handler -> acknowledge."""
         while True:
-            if self.more is not None and self.more() and self.queue.empty():
-                messages = []  # records held by the handler are ready: no fetch to wait for
-                await asyncio.sleep(0)
-            else:
-                try:
-                    messages = await asyncio.wait_for(self.queue.get(), timeout=self.idle_s)
-                except TimeoutError:
-                    messages = []  # idle: let the handler persist what is pending
-            while not self.queue.empty() and len(messages) < self.max_batch:
-                messages.extend(self.queue.get_nowait())
-            messages = self._assigned(messages)
+            fetched = await self._next()
+            size = len(fetched[0][1]) if fetched else 0
+            while not self.queue.empty() and size < self.max_batch:
+                fetched.append(self.queue.get_nowait())
+                size += len(fetched[-1][1])
+            messages = self._assigned(_waited(fetched, time.time()))
             done = await self.handler(messages)
             ack = self.app.consumer.ack
             for message in done:
                 ack(message)
+
+    async def _next(self) -> list[tuple[float, list[Any]]]:
+        """The next fetched batch, or none: when records held by the handler are ready (no
+        fetch to wait for), or after ``idle_s`` without one (the handler persists then)."""
+        if self.more is not None and self.more() and self.queue.empty():
+            await asyncio.sleep(0)
+            return []
+        try:
+            return [await asyncio.wait_for(self.queue.get(), timeout=self.idle_s)]
+        except TimeoutError:
+            return []
 
     def _assigned(self, messages: list[Any]) -> list[Any]:
         """Drop records of partitions no longer assigned (fetched before a rebalance)."""
@@ -128,3 +143,22 @@ class BatchIntake:
             log.info("dropped %d records of revoked partitions", len(messages) - len(keep))
         return keep
 
+
+
+def observe_fetch_delay(messages: Sequence[Any], inputs: frozenset[str], now: float) -> None:
+    """``personaflow_fetch_delay_seconds``: how long the input records of a fetched batch took
+    from their timestamp (the producer's create time) to the worker's intake."""
+    delays = [max(0.0, now - m.timestamp) for m in messages if m.topic in inputs and m.timestamp]
+    metrics.observe_many(metrics.FETCH_DELAY, delays)
+
+
+def _waited(fetched: list[tuple[float, list[Any]]], now: float) -> list[Any]:
+    """The records of ``fetched`` batches, in order; ``personaflow_intake_wait_seconds``
+    counts how long each waited in the queue for the processing task."""
+    messages: list[Any] = []
+    waits: list[float] = []
+    for fetched_at, batch in fetched:
+        messages.extend(batch)
+        waits.extend([max(0.0, now - fetched_at)] * len(batch))
+    metrics.observe_many(metrics.INTAKE_WAIT, waits)
+    return messages
