@@ -745,8 +745,9 @@ class _AckGate:
     and a crash before it was processed lost it."""
 
     def __init__(self) -> None:
-        self._open: dict[tuple[str, int], deque[tuple[int, Any]]] = {}
-        """Per topic-partition: (offset, token) of the inputs taken in and not returned."""
+        self._open: dict[tuple[str, int], deque[Any]] = {}
+        """Per topic-partition: the tokens of the inputs taken in and not returned, in offset
+        order."""
         self._done: dict[int, Any] = {}
         """Tokens (by id) that are durable but wait behind an earlier offset."""
 
@@ -759,32 +760,34 @@ class _AckGate:
             lane = lanes.get(tp)
             if lane is None:
                 lane = lanes[tp] = deque()
-            lane.append((message.offset, message))
+            lane.append(message)
 
     def release(self, durable: list[Any]) -> list[Any]:
-        """The inputs that may be acknowledged now, given the newly ``durable`` ones."""
-        if not durable:
-            return []
+        """The inputs that may be acknowledged now, given the newly ``durable`` ones: each
+        topic-partition's in offset order (across topic-partitions in no particular order).
+
+        Mostly a durable token is the first of its lane (records are processed in offset
+        order): it goes at once, then whatever waited behind it."""
         done, lanes = self._done, self._open
-        touched: set[tuple[str, int]] = set()
-        for token in durable:
-            tp = _tp_of(token)
-            if tp in lanes:  # else revoked meanwhile: never acknowledged
-                done[id(token)] = token
-                touched.add(tp)
         out: list[Any] = []
-        for tp in touched:
-            lane = lanes[tp]
-            while lane and id(lane[0][1]) in done:
-                token = lane.popleft()[1]
-                del done[id(token)]
-                out.append(token)
+        for token in durable:
+            message = getattr(token, "message", token)
+            lane = lanes.get((message.topic, message.partition))
+            if lane is None:
+                continue  # revoked meanwhile: never acknowledged
+            if lane and lane[0] is token:
+                out.append(lane.popleft())
+                while done and lane and id(lane[0]) in done:
+                    del done[id(lane[0])]
+                    out.append(lane.popleft())
+            else:
+                done[id(token)] = token
         return out
 
     def forget(self, gone: set[tuple[str, int]] | None) -> None:
         """Drop the revoked topic-partitions (None: all): their inputs are never returned."""
         for tp in list(self._open) if gone is None else gone:
-            for _, token in self._open.pop(tp, ()):
+            for token in self._open.pop(tp, ()):
                 self._done.pop(id(token), None)
 
 
