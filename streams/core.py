@@ -161,6 +161,8 @@ class CustomerProcessor:
         self.domain = domain
         self.engine = domain.engine
         self.topics = topics
+        self._catalogue: dict[str, str] = {}
+        """Full topic name -> catalogue name (input references name the catalogue topic)."""
         self.clock = clock
         self.reader = reader
         self.index = index or DueIndex()
@@ -319,15 +321,19 @@ class CustomerProcessor:
 
     def _ref(self, record: InRecord) -> Any:
         """The input reference of a record: where it was first received (forwarding kept)."""
-        origin = record.header(ORIGIN)
+        origin = record.header(ORIGIN) if record.headers else None
         if origin:
             topic, partition, offset = origin.rsplit("/", 2)
-            return self.domain.input_ref(
-                self.topics.catalogue_name(topic), int(partition), int(offset)
-            )
+            return self.domain.input_ref(self._catalogue_name(topic), int(partition), int(offset))
         return self.domain.input_ref(
-            self.topics.catalogue_name(record.topic), record.partition, record.offset
+            self._catalogue_name(record.topic), record.partition, record.offset
         )
+
+    def _catalogue_name(self, topic: str) -> str:
+        name = self._catalogue.get(topic)
+        if name is None:
+            name = self._catalogue[topic] = self.topics.catalogue_name(topic)
+        return name
 
     def _alias_requests(
         self, batch: _Batch, event: PlainEvent, target: str, now: float, record: InRecord

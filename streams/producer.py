@@ -58,16 +58,23 @@ class BatchProducer:
         headers: Headers | None = None,
     ) -> None:
         """Enqueue one record (``partition`` None: by key)."""
-        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._on_delivery}
+        try:
+            self._enqueue(topic, key, value, partition, headers)
+        except BufferError:
+            self._producer.poll(0.05)
+            self._enqueue(topic, key, value, partition, headers)
+
+    def _enqueue(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+                 headers: Headers | None) -> None:  # fmt: skip
+        if partition is None and not headers:  # the common case: no keyword dict to build
+            self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
+            return
+        kwargs: dict[str, Any] = {"on_delivery": self._on_delivery}
         if partition is not None:
             kwargs["partition"] = partition
         if headers:
             kwargs["headers"] = headers
-        try:
-            self._producer.produce(topic, **kwargs)
-        except BufferError:
-            self._producer.poll(0.05)
-            self._producer.produce(topic, **kwargs)
+        self._producer.produce(topic, value, key, **kwargs)
 
     async def flush(self) -> None:
         """Wait until every enqueued record is acknowledged; raise :class:`ProduceError` if not."""
