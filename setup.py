@@ -16,7 +16,9 @@ The same build compiles the stream workers' Avro readers: the generated plain re
 current event schema (:func:`schemas.codec.plain_reader_source`) is written as a typed module
 ``schemas/_readers/r_<SHA-256 of its source>.py`` (gitignored) and compiled as a second group.
 At run time a reader is taken from there only when the source generated then has that digest
-(``schemas.avrocode.compiled_reader``); any other reader executes its source as before.
+(``schemas.avrocode.compiled_reader``); any other reader executes its source as before. The
+writers of the current event schemas go the same way (``schemas/_writers/w_<SHA-256>.py``,
+same group; ``schemas.avrocode.compiled_writer``).
 """
 
 from __future__ import annotations
