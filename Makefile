@@ -46,5 +46,5 @@ integration: $(STAMP) $(NATIVE)
 	$(BIN)/pytest -q tests/integration tests/e2e
 
 clean:
-	rm -rf $(VENV) .personaflow build *.egg-info $(NATIVE) processors/*.so schemas/_readers \
+	rm -rf $(VENV) .personaflow build *.egg-info $(NATIVE) processors/*.so schemas/_readers schemas/_writers \
 		schemas/*.so

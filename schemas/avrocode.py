@@ -20,16 +20,17 @@ wrong type, a value out of range) raises, and :mod:`schemas.codec` falls back to
 which reports the error exactly as before. Only for schemas whose writer and reader forms are
 the same (no schema resolution).
 
-The generated source holds only names the generator makes up, field names as Python string
-literals (``repr``) and references to constants passed in a scope dict: no text of a schema
-or a payload is ever executed. It is compiled once per schema id (reader) or event type
-(writer), from the committed contracts (a writer schema is only compiled when it equals the
-current one).
+The generated source holds only names the generator makes up, field names (and in writers
+enum symbols) as Python literals (``repr``) and references to constants passed in a scope
+dict: no text of a schema or a payload is ever executed. It is compiled once per schema id
+(reader) or event type (writer), from the committed contracts (a writer schema is only
+compiled when it equals the current one).
 
-``make native`` also compiles the plain readers of the current schemas with mypyc
-(:meth:`ReaderSource.typed_module`, docs/native.md): :func:`compile_reader` takes a compiled
-reader only for the very source it was built from (:attr:`ReaderSource.digest`), else it
-executes the source.
+``make native`` also compiles the plain readers and the writers of the current schemas with
+mypyc (:meth:`ReaderSource.typed_module`, :meth:`WriterSource.typed_module`, docs/native.md):
+:func:`compile_reader` and :func:`compile_writer` take a compiled one only for the very source
+it was built from (:attr:`ReaderSource.digest`, :attr:`WriterSource.digest`), else they
+execute the source.
 """
 
 from __future__ import annotations
@@ -87,12 +88,12 @@ def _varint(value: int) -> bytes:
     n = (value << 1) ^ (value >> 63)
     if n < 128:
         return _SMALL[n]
-    out = bytearray()
+    digits: list[int] = []  # a list, not a bytearray: its append is a primitive when compiled
     while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
+        digits.append((n & 0x7F) | 0x80)
         n >>= 7
-    out.append(n)
-    return bytes(out)
+    digits.append(n)
+    return bytes(digits)
 
 
 def _millis(value: datetime) -> int:
@@ -548,105 +549,210 @@ def is_compiled(reader: Any) -> bool:
 
 # ---------------------------------------------------------------------- writer
 
+_WRITER_PRELUDE = "\n".join([
+    "import struct",
+    "from datetime import UTC, datetime",
+    "from typing import Final",
+    "",
+    "_MIN_LONG: Final = -(1 << 63)",
+    "_MAX_LONG: Final = (1 << 63) - 1",
+    "_SMALL: Final = [bytes((n,)) for n in range(128)]",
+    "_LENGTHS: Final = [bytes((n << 1,)) for n in range(64)]",
+    "_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)",
+    "", "", inspect.getsource(_varint), "", inspect.getsource(_millis),
+])
+"""What every writer's source starts with: the varint and ``timestamp-millis`` helpers
+(called for every multi-byte long and every timestamp, so compiled along with the writer)
+and the constants they use, ``Final`` (a compiled module reads them as C statics, not from
+its globals dict). The writer's own constants (enum indexes, struct packers) follow as
+``Final`` literals: a writer's source holds everything it runs with, so its digest
+identifies it completely."""
 
-def _emit_write(g: _Gen, schema: Any, out: list[str], ind: str, value: str) -> None:
-    """Lines appending the bytes of ``value`` (an expression) to ``out_``."""
+
+def _emit_write(g: _Gen, schema: Any, lines: list[str], ind: str, value: str) -> None:
+    """Lines appending the bytes of ``value`` (an expression) to the list ``out``."""
     schema = g.resolve(schema)
     if isinstance(schema, list):
-        _emit_write_union(g, schema, out, ind, value)
+        _emit_write_union(g, schema, lines, ind, value)
         return
     kind = schema if isinstance(schema, str) else schema.get("type")
     logical = schema.get("logicalType") if isinstance(schema, dict) else None
     if logical is not None:
         if logical != "timestamp-millis" or kind != "long":
             raise Unsupported(f"logical type {logical}")
-        out.append(f"{ind}w(_varint(_millis({value})))")
+        lines.append(f"{ind}out.append(_varint(_millis({value})))")
         return
     if isinstance(kind, (dict, list)):
-        _emit_write(g, kind, out, ind, value)
+        _emit_write(g, kind, lines, ind, value)
         return
     if kind == "null":
-        out += [f"{ind}if {value} is not None:", f"{ind}    raise ValueError('not null')"]
+        lines += [f"{ind}if {value} is not None:", f"{ind}    raise ValueError('not null')"]
     elif kind in ("long", "int"):
-        out.append(f"{ind}w(_varint({value}))")
+        x = _declare(g, "x", "Any")
+        lines += [f"{ind}{x} = {value}",  # checked here: a compiled _varint takes a bool as 1
+                  f"{ind}if type({x}) is not int:",
+                  f"{ind}    raise ValueError('not a long')",
+                  f"{ind}if 0 <= {x} < 64:",  # one byte: the zigzag of a length below 64
+                  f"{ind}    out.append(_LENGTHS[{x}])",
+                  f"{ind}else:",
+                  f"{ind}    out.append(_varint({x}))"]
     elif kind == "string":
-        b = g.var("b")
-        n = g.var("n")
-        out += [f"{ind}{b} = {value}.encode()", f"{ind}{n} = len({b})",
-                f"{ind}w(_LENGTHS[{n}] if {n} < 64 else _varint({n}))", f"{ind}w({b})"]
+        text, b, n = _declare(g, "s", "str"), _declare(g, "b", "bytes"), _declare(g, "n", "int")
+        lines += [f"{ind}{text} = {value}", f"{ind}{b} = {text}.encode()", f"{ind}{n} = len({b})",
+                  f"{ind}out.append(_LENGTHS[{n}] if {n} < 64 else _varint({n}))",
+                  f"{ind}out.append({b})"]
     elif kind == "bytes":
-        b = g.var("b")
-        out += [
-            f"{ind}{b} = {value}",
-            f"{ind}if type({b}) is not bytes:",
-            f"{ind}    raise ValueError('not bytes')",
-            f"{ind}w(_varint(len({b})))",
-            f"{ind}w({b})",
-        ]
+        x = _declare(g, "x", "Any")
+        lines += [f"{ind}{x} = {value}", f"{ind}if type({x}) is not bytes:",
+                  f"{ind}    raise ValueError('not bytes')",
+                  f"{ind}out.append(_varint(len({x})))", f"{ind}out.append({x})"]
     elif kind == "boolean":
-        out += [
-            f"{ind}if {value} is True:",
-            f"{ind}    w(b'\\x01')",
-            f"{ind}elif {value} is False:",
-            f"{ind}    w(b'\\x00')",
-            f"{ind}else:",
-            f"{ind}    raise ValueError('not a boolean')",
-        ]
+        x = _declare(g, "x", "Any")
+        lines += [f"{ind}{x} = {value}", f"{ind}if {x} is True:", f"{ind}    out.append(b'\\x01')",
+                  f"{ind}elif {x} is False:", f"{ind}    out.append(b'\\x00')",
+                  f"{ind}else:", f"{ind}    raise ValueError('not a boolean')"]
     elif kind in ("double", "float"):
-        pack = g.const(struct.Struct("<d" if kind == "double" else "<f").pack, "pack")
-        out.append(f"{ind}w({pack}({value}))")
+        fmt = "<d" if kind == "double" else "<f"
+        pack = _constant(g, "pack", f"struct.Struct({fmt!r}).pack")
+        lines.append(f"{ind}out.append({pack}({value}))")
     elif kind == "enum":
-        index = g.const({s: _varint(i) for i, s in enumerate(schema["symbols"])}, "symbols")
-        out.append(f"{ind}w({index}[{value}])")
+        indexes = {str(s): _varint(i) for i, s in enumerate(schema["symbols"])}
+        lines.append(f"{ind}out.append({_constant(g, 'symbols', repr(indexes))}[{value}])")
     elif kind == "record":
-        fn = _record_writer(g, schema)
-        out.append(f"{ind}{fn}({value}, w)")
-    elif kind == "array":
-        item = g.var("item")
-        out += [f"{ind}if {value}:", f"{ind}    w(_varint(len({value})))",
-                f"{ind}    for {item} in {value}:"]
-        _emit_write(g, schema["items"], out, ind + "        ", item)
-        out.append(f"{ind}w(b'\\x00')")
-    elif kind == "map":
-        key, item = g.var("key"), g.var("item")
-        out += [f"{ind}if {value}:", f"{ind}    w(_varint(len({value})))",
-                f"{ind}    for {key}, {item} in {value}.items():"]
-        _emit_write(g, "string", out, ind + "        ", key)
-        _emit_write(g, schema["values"], out, ind + "        ", item)
-        out.append(f"{ind}w(b'\\x00')")
+        lines.append(f"{ind}{_record_writer(g, schema)}({value}, out)")
+    elif kind in ("array", "map"):
+        _emit_write_blocks(g, schema, kind, lines, ind, value)
     else:
         raise Unsupported(f"type {kind}")
 
 
-def _emit_write_union(g: _Gen, branches: list[Any], out: list[str], ind: str, value: str) -> None:
+def _constant(g: _Gen, stem: str, expression: str) -> str:
+    """A module constant of the writer's source (``Final``), once per distinct expression."""
+    name = g.consts.get(expression)
+    if name is None:
+        name = g.consts[expression] = g.var(f"_{stem}")
+        g.lines.append(f"{name}: Final = {expression}")
+    return str(name)
+
+
+def _declare(g: _Gen, stem: str, annotation: str) -> str:
+    """A new variable of the record function being generated, declared with ``annotation``
+    in the typed module (mypyc checks it where it is assigned)."""
+    name = g.var(stem)
+    g.values[-1].append(f"{name}: {annotation}")
+    return name
+
+
+def _emit_write_blocks(
+    g: _Gen, schema: dict[str, Any], kind: str, lines: list[str], ind: str, value: str
+) -> None:
+    """An array or map: one block of all its items (if any), then the empty block."""
+    items, inner = _declare(g, "a", "Any"), ind + "        "
+    lines += [f"{ind}{items} = {value}", f"{ind}if {items}:",
+              f"{ind}    out.append(_varint(len({items})))"]
+    if kind == "map":
+        key, item = _declare(g, "key", "Any"), _declare(g, "item", "Any")
+        lines.append(f"{ind}    for {key}, {item} in {items}.items():")
+        _emit_write(g, "string", lines, inner, key)
+        _emit_write(g, schema["values"], lines, inner, item)
+    else:
+        item = _declare(g, "item", "Any")
+        lines.append(f"{ind}    for {item} in {items}:")
+        _emit_write(g, schema["items"], lines, inner, item)
+    lines.append(f"{ind}out.append(b'\\x00')")
+
+
+def _emit_write_union(g: _Gen, branches: list[Any], lines: list[str], ind: str,
+                      value: str) -> None:
     """Unions of ``null`` and one other type (what our contracts use)."""
     kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
     if len(branches) != 2 or "null" not in kinds or kinds[0] == kinds[1]:
         raise Unsupported("union other than null + one type")
     null_at = kinds.index("null")
     other = branches[1 - null_at]
-    v = g.var("x")
-    out += [f"{ind}{v} = {value}", f"{ind}if {v} is None:", f"{ind}    w(b'\\x{null_at * 2:02x}')",
-            f"{ind}else:", f"{ind}    w(b'\\x{(1 - null_at) * 2:02x}')"]
-    _emit_write(g, other, out, ind + "    ", v)
+    v = _declare(g, "x", "Any")
+    lines += [f"{ind}{v} = {value}", f"{ind}if {v} is None:",
+              f"{ind}    out.append(b'\\x{null_at * 2:02x}')",
+              f"{ind}else:", f"{ind}    out.append(b'\\x{(1 - null_at) * 2:02x}')"]
+    _emit_write(g, other, lines, ind + "    ", v)
 
 
 def _record_writer(g: _Gen, schema: dict[str, Any]) -> str:
     name = schema.get("name") or g.var("anon")
     fn = g.record_fns.get(name)
     if fn is not None:
+        g.recursive = g.recursive or name in g.open_records
         return fn
     fn = g.record_fns[name] = g.var("_write_record")
-    body = [f"def {fn}(obj, w):", "    d = obj if type(obj) is dict else obj.__dict__"]
+    function = _Function(fn, ["    d = obj if type(obj) is dict else obj.__dict__"])
+    g.open_records.add(name)
+    g.values.append(function.values)
     for field in schema["fields"]:
-        _emit_write(g, field["type"], body, "    ", f"d[{field['name']!r}]")
-    g.lines += [*body, ""]
+        _emit_write(g, field["type"], function.body, "    ", f"d[{field['name']!r}]")
+    g.values.pop()
+    g.open_records.discard(name)
+    g.functions.append(function)
     return fn
 
 
-def compile_writer(schema: Any) -> Writer | None:
-    """``write(values) -> bytes`` (a model or a dict of the record's fields) for a record
-    schema, or ``None`` when the schema uses something not covered (see the module docs)."""
+WRITERS_PACKAGE = "schemas._writers"
+"""Where ``make native`` puts the compiled writers: one module per writer source,
+``w_<SHA-256 of the source>``, generated by :meth:`WriterSource.typed_module` (gitignored)."""
+
+
+@dataclass(frozen=True)
+class WriterSource:
+    """One generated writer: the source :func:`compile_writer` executes, the constants it runs
+    with, and the same code as a typed module that mypyc compiles (``make native``); as
+    :class:`ReaderSource`, a compiled writer is used only for the very source (:attr:`digest`)
+    it was built from."""
+
+    name: str
+    source: str
+    module_lines: tuple[str, ...]
+    """The source's module level: imports, helpers, constants."""
+    functions: tuple[_Function, ...]
+    entry: str
+    """The record function of the schema itself (``write`` calls it)."""
+    compilable: bool
+    """No record contains itself (a compiled function does not check the recursion depth)."""
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    @property
+    def module(self) -> str:
+        """The compiled module's name (in :data:`WRITERS_PACKAGE`)."""
+        return f"w_{self.digest}"
+
+    def compile(self) -> Writer:
+        """The writer, executed from :attr:`source` (the interpreted path)."""
+        scope: dict[str, Any] = {}
+        exec(compile(self.source, f"<avro writer {self.name}>", "exec"), scope)
+        writer: Writer = scope["write"]
+        return writer
+
+    def typed_module(self) -> str:
+        """:attr:`source` as a module mypyc compiles: the same functions with typed signatures
+        and variables (``out: list[bytes]``, each record's ``d: dict[str, Any]``, strings
+        ``str``, their encodings ``bytes`` and lengths ``int``, other values ``Any``; mypyc
+        checks each where it is assigned), and ``SOURCE_SHA256``."""
+        out = [f'"""Compiled Avro writer of {self.name} (generated by schemas.avrocode at build',
+               'time from the writer source of the digest below: do not edit)."""', "",
+               "from typing import Any", "", f"SOURCE_SHA256 = {self.digest!r}", "",
+               *self.module_lines]
+        for fn in self.functions:
+            out += ["", "", f"def {fn.name}(obj: Any, out: list[bytes]) -> None:",
+                    "    d: dict[str, Any]", *(f"    {decl}" for decl in fn.values), *fn.body]
+        out += ["", "", "def write(obj: Any) -> bytes:", "    out: list[bytes] = []",
+                f"    {self.entry}(obj, out)", "    return b''.join(out)"]
+        return "\n".join(out) + "\n"
+
+
+def writer_source(schema: Any) -> WriterSource | None:
+    """The generated writer of a record schema (:func:`compile_writer`), not yet executed, or
+    ``None`` when the schema uses something not covered (see the module docs)."""
     g = _Gen()
     try:
         schema = g.resolve(schema)
@@ -655,11 +761,44 @@ def compile_writer(schema: Any) -> Writer | None:
         fn = _record_writer(g, schema)
     except (Unsupported, KeyError, TypeError):
         return None
-    source = "\n".join(g.lines) + (
-        f"\ndef write(obj):\n    out = []\n    {fn}(obj, out.append)\n    return b''.join(out)\n"
+    module = (f"# writes {schema.get('name')}", *_WRITER_PRELUDE.rstrip("\n").splitlines(),
+              "", *g.lines)
+    lines = list(module)
+    for function in g.functions:
+        lines += ["", "", f"def {function.name}(obj, out):", *function.body]
+    source = "\n".join(lines) + (
+        f"\n\n\ndef write(obj):\n    out = []\n    {fn}(obj, out)\n    return b''.join(out)\n"
     )
-    scope: dict[str, Any] = {"_varint": _varint, "_millis": _millis, "_LENGTHS": _LENGTHS,
-                             **g.consts}
-    exec(compile(source, f"<avro writer {schema.get('name')}>", "exec"), scope)
-    writer: Writer = scope["write"]
+    return WriterSource(str(schema.get("name")), source, module, tuple(g.functions), fn,
+                        not g.recursive)
+
+
+def compile_writer(schema: Any, *, native: bool = True) -> Writer | None:
+    """``write(values) -> bytes`` (a model or a dict of the record's fields) for a record
+    schema, or ``None`` when the schema uses something not covered (see the module docs).
+    With ``native`` (and unless ``PERSONAFLOW_NATIVE=0``), the compiled form of exactly this
+    source when ``make native`` built one (:func:`compiled_writer`), else the source executed."""
+    generated = writer_source(schema)
+    if generated is None:
+        return None
+    if native:
+        writer = compiled_writer(generated)
+        if writer is not None:
+            return writer
+    return generated.compile()
+
+
+def compiled_writer(generated: WriterSource) -> Writer | None:
+    """The compiled writer built from ``generated``'s exact source, or None: not compilable,
+    compiled code turned off, not built, or only its interpreted module there."""
+    if not generated.compilable or not native_enabled():
+        return None
+    try:
+        module = importlib.import_module(f"{WRITERS_PACKAGE}.{generated.module}")
+    except ImportError:
+        return None
+    write = getattr(module, "write", None)
+    if not is_compiled(write) or getattr(module, "SOURCE_SHA256", None) != generated.digest:
+        return None
+    writer: Writer = module.write
     return writer

@@ -143,6 +143,12 @@ class Codec:
         (``make native``; :func:`native_readers_status`)."""
         return sum(1 for plan in self._plans.values() if is_compiled(plan.plain))
 
+    @property
+    def native_writers(self) -> int:
+        """How many of the event types encoded so far write with a compiled writer
+        (``make native``: the writers of the current schemas)."""
+        return sum(1 for write in self._writers.values() if is_compiled(write))
+
     def _header(self, event_type: str) -> bytes:
         header = bytes([MAGIC_BYTE]) + self.registry.id_for(event_type).to_bytes(4, "big")
         self._headers[event_type] = header
