@@ -24,8 +24,8 @@ $(NATIVE): $(STAMP) setup.py $(wildcard processors/*.py) $(wildcard schemas/*.py
 	PERSONAFLOW_NATIVE_BUILD=1 $(BIN)/python setup.py -q build_ext --inplace -j 2
 	$(BIN)/python -c "import processors, sys; print('processors:', processors.NATIVE); \
 		sys.exit(processors.NATIVE != 'compiled')"
-	$(BIN)/python -c "from schemas.codec import native_readers_status as s; \
-		print('avro readers:', s())"
+	$(BIN)/python -c "from schemas.codec import native_readers_status as r, \
+		native_writers_status as w; print('avro readers:', r()); print('avro writers:', w())"
 
 native: $(NATIVE)
 
@@ -46,5 +46,5 @@ integration: $(STAMP) $(NATIVE)
 	$(BIN)/pytest -q tests/integration tests/e2e
 
 clean:
-	rm -rf $(VENV) .personaflow build *.egg-info $(NATIVE) processors/*.so schemas/_readers schemas/_writers \
-		schemas/*.so
+	rm -rf $(VENV) .personaflow build *.egg-info $(NATIVE) processors/*.so schemas/_readers \
+		schemas/_writers schemas/*.so

@@ -41,9 +41,11 @@ from schemas.avrocode import (
     compile_reader,
     compile_writer,
     compiled_module,
+    compiled_writer,
     is_compiled,
     native_enabled,
     reader_source,
+    writer_source,
 )
 from schemas.construct import event_models, model_from_raw
 from schemas.errors import (
@@ -273,10 +275,24 @@ def native_readers_status() -> str:
         return "interpreted: PERSONAFLOW_NATIVE=0"
     sources = [plain_reader_source(event_type) for event_type in sorted(EVENT_TYPES)]
     compiled = sum(1 for s in sources if s is not None and compiled_module(s) is not None)
+    return _native_status("reader", compiled, len(sources))
+
+
+def native_writers_status() -> str:
+    """Whether the writers of the current schemas run compiled, as
+    :func:`native_readers_status` says it of the readers."""
+    if not native_enabled():
+        return "interpreted: PERSONAFLOW_NATIVE=0"
+    sources = [writer_source(current_schema(event_type)) for event_type in sorted(EVENT_TYPES)]
+    compiled = sum(1 for s in sources if s is not None and compiled_writer(s) is not None)
+    return _native_status("writer", compiled, len(sources))
+
+
+def _native_status(kind: str, compiled: int, total: int) -> str:
     if not compiled:
-        return "interpreted: no compiled reader matches the current sources (make native)"
-    stale = "" if compiled == len(sources) else " (the others out of date: make native)"
-    return f"compiled: {compiled} of {len(sources)} event types{stale}"
+        return f"interpreted: no compiled {kind} matches the current sources (make native)"
+    stale = "" if compiled == total else " (the others out of date: make native)"
+    return f"compiled: {compiled} of {total} event types{stale}"
 
 
 def encode_json(event: BaseModel) -> bytes:
@@ -444,6 +460,7 @@ __all__ = [
     "encode_json",
     "model_from_raw",
     "native_readers_status",
+    "native_writers_status",
     "plain_reader_source",
     "set_default_codec",
     "summarise",

@@ -22,7 +22,7 @@ import faust
 
 import processors
 from personaflow import gctuning
-from schemas.codec import native_readers_status
+from schemas.codec import native_readers_status, native_writers_status
 from streams import metrics
 from streams.clock import make_clock
 from streams.domain import Domain, load_domain
@@ -113,8 +113,8 @@ def create_app(
 def _register_native_log(app: faust.App) -> None:
     async def log_native() -> None:
         """Once the worker has started (its logging set up): which parts run compiled."""
-        log.info("compiled code (make native): processors %s; avro readers %s",
-                 processors.NATIVE, native_readers_status())  # fmt: skip
+        log.info("compiled code (make native): processors %s; avro readers %s; avro writers %s",
+                 processors.NATIVE, native_readers_status(), native_writers_status())  # fmt: skip
 
     app.task(log_native)
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 import schemas
 from schemas.avrocode import Writer, compile_writer, compiled_writer, is_compiled, writer_source
-from schemas.codec import _WRITE_FAILURES, HEADER_SIZE, Codec
+from schemas.codec import _WRITE_FAILURES, HEADER_SIZE, Codec, native_writers_status
 from schemas.errors import EncodeError
 from schemas.models import EVENT_TYPES
 from schemas.registry import FileRegistry, current_schema
@@ -206,3 +206,11 @@ def test_a_recursive_record_is_never_compiled() -> None:
     writer = compile_writer(node)
     assert writer is not None and not is_compiled(writer)
     assert writer({"value": 1, "next": {"value": 2, "next": None}}) == b"\x02\x02\x04\x00"
+
+
+@needs_build
+def test_status_names_how_many_event_types_write_compiled() -> None:
+    with _native("1"):
+        assert native_writers_status() == f"compiled: {len(TYPES)} of {len(TYPES)} event types"
+    with _native("0"):
+        assert native_writers_status() == "interpreted: PERSONAFLOW_NATIVE=0"

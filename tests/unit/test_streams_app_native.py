@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import processors
-from schemas.codec import native_readers_status
+from schemas.codec import native_readers_status, native_writers_status
 from streams import app as streams_app
 
 
@@ -23,3 +23,4 @@ def test_the_worker_logs_what_runs_compiled_once_started(caplog: pytest.LogCaptu
     line = caplog.records[-1].getMessage()
     assert f"processors {processors.NATIVE}" in line
     assert f"avro readers {native_readers_status()}" in line
+    assert f"avro writers {native_writers_status()}" in line
