@@ -15,13 +15,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from processors.facts import GETTERS, Ctx, fact_values
+from processors.records import Layout
 from processors.ruleset import DIMENSIONS, RuleSet, Transition, _placeholders
 from processors.state import Change, CustomerState
-from schemas.construct import trusted_builder
 from schemas.models import PersonaTransition
 
-_transition = trusted_builder(PersonaTransition)
-"""PersonaTransition without re-validation (our own values; ids length-checked)."""
+_TRANSITION = Layout(PersonaTransition, (
+    "transition_id", "customer_id", "dimension", "from_persona", "to_persona", "rule_id",
+    "rule_version", "facts", "cause_event_id", "at"))
+"""PersonaTransition without re-validation (our own values; ids length-checked), from
+positional values (see :class:`processors.records.Layout`)."""
 
 FIELDS = {"lifecycle": ("persona", "persona_at"), "interest": ("interest", "interest_at"),
           "journey": ("journey", "journey_at")}
@@ -277,15 +280,7 @@ class Machine:
         setattr(st, at_attr, int(now))
         st.changes.append(Change(int(now), dim, current, target, rule_id))
         del st.changes[: -self.rules.settings.limits.changes]
-        return _transition(
-            transition_id=stable_id(customer_id, rule_id, current, target, cause or now),
-            customer_id=customer_id,
-            dimension=dim,
-            from_persona=current,
-            to_persona=target,
-            rule_id=rule_id,
-            rule_version=version,
-            facts=facts,
-            cause_event_id=cause,
-            at=utc(now),
-        )
+        transition: PersonaTransition = _TRANSITION.build((
+            stable_id(customer_id, rule_id, current, target, cause or now), customer_id, dim,
+            current, target, rule_id, version, facts, cause, utc(now)))
+        return transition

@@ -33,15 +33,20 @@ from processors.deadlines import Fired, schedule, still_valid
 from processors.facts import Ctx
 from processors.machine import stable_id, utc
 from processors.policy import WEEK, assign_variant, budget_check, in_holdout, next_allowed_time
+from processors.records import Layout
 from processors.ruleset import RuleSet, TriggerRule, _matches
 from processors.scoring import rfm, rfm_segment, top_categories
 from processors.state import CustomerState, Deadline, Sent
-from schemas.construct import trusted_builder
 from schemas.models import PersonaTransition, Product, Trigger
 
-_trigger = trusted_builder(Trigger)
-_new_product = trusted_builder(Product)
-"""Output records without re-validation (our own values; ids length-checked)."""
+_TRIGGER = Layout(Trigger, (
+    "trigger_id", "customer_id", "trigger_type", "rule_id", "episode", "step", "priority",
+    "marketing", "created_at", "not_before", "expires_at", "recipient", "locale", "time_zone",
+    "persona", "interest", "journey_stage", "segment", "tokens", "products", "experiment",
+    "variant", "holdout", "cause_event_id"))
+_PRODUCT = Layout(Product, ("product_id", "name", "category", "price", "quantity"))
+"""Output records without re-validation (our own values; ids length-checked), from
+positional values (see :class:`processors.records.Layout`)."""
 
 MAX_PRODUCTS = 4
 TRANSACTIONAL_BLOCKS = ("bounced", "complained")
@@ -207,40 +212,40 @@ class TriggerRules:
         exp = rule.experiment
         r, f, m = rfm(st.last_order_at, st.orders, st.revenue - st.refunded, now)
         tokens, products = _content(st, cand, now, s.affinity_half_life)
-        return _trigger(
-            trigger_id=stable_id(customer_id, rule.id, cand.episode, cand.step),
-            customer_id=customer_id,
-            trigger_type=rule.trigger_type,
-            rule_id=rule.id,
-            episode=cand.episode,
-            step=int(cand.step),
-            priority=int(rule.priority),
-            marketing=bool(rule.marketing),
-            created_at=utc(now),
-            not_before=utc(send_at) if send_at > now else None,
-            expires_at=utc(cand.origin + rule.expires),
-            recipient=st.email,
-            locale=st.locale,
-            time_zone=st.time_zone,
-            persona=st.persona or None,
-            interest=st.interest if st.interest and st.interest != "none" else None,
-            journey_stage=st.journey or None,
-            segment=rfm_segment(r, f, m),
-            tokens=tokens,
-            products=products,
-            experiment=exp.id if exp else None,
-            variant=assign_variant(exp.id, customer_id, exp.variants, exp.weights)
-            if exp else None,
-            holdout=bool(rule.marketing and s.holdout_share > 0
-                         and rule.holdout and in_holdout(customer_id, s.holdout_salt,
-                                                         s.holdout_share)),
-            cause_event_id=cause,
-        )
+        trigger: Trigger = _TRIGGER.build((
+            stable_id(customer_id, rule.id, cand.episode, cand.step),
+            customer_id,
+            rule.trigger_type,
+            rule.id,
+            cand.episode,
+            int(cand.step),
+            int(rule.priority),
+            bool(rule.marketing),
+            utc(now),
+            utc(send_at) if send_at > now else None,
+            utc(cand.origin + rule.expires),
+            st.email,
+            st.locale,
+            st.time_zone,
+            st.persona or None,
+            st.interest if st.interest and st.interest != "none" else None,
+            st.journey or None,
+            rfm_segment(r, f, m),
+            tokens,
+            products,
+            exp.id if exp else None,
+            assign_variant(exp.id, customer_id, exp.variants, exp.weights) if exp else None,
+            bool(rule.marketing and s.holdout_share > 0 and rule.holdout
+                 and in_holdout(customer_id, s.holdout_salt, s.holdout_share)),
+            cause,
+        ))
+        return trigger
 
 
 def _product(item: Any) -> Product:
-    return _new_product(product_id=item.product_id, name=item.name, category=item.category,
-                        price=float(item.price), quantity=int(getattr(item, "quantity", 1)))
+    product: Product = _PRODUCT.build((item.product_id, item.name, item.category,
+                                       float(item.price), int(getattr(item, "quantity", 1))))
+    return product
 
 
 def _viewed(st: CustomerState, first: str | None = None) -> list[Product]:

@@ -1,0 +1,82 @@
+"""processors.records.Layout builds exactly what schemas.construct.trusted_builder builds
+(same fields in the same order, same fields_set, same errors): the processors' outputs
+(PersonaTransition, Trigger, Product) are built with it from positional values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from processors.records import Layout
+from schemas.construct import TrustedValueError, trusted_builder
+from schemas.models import PersonaTransition, Product, Trigger
+
+AT = datetime(2026, 1, 5, 12, 30, 1, 123000, tzinfo=UTC)
+TRANSITION = {
+    "transition_id": "a" * 32, "customer_id": "c1", "dimension": "interest",
+    "from_persona": None, "to_persona": "recent_browser:shoes", "rule_id": "r1",
+    "rule_version": 2, "facts": {"orders": "1"}, "cause_event_id": None, "at": AT,
+}
+PRODUCT = {"product_id": "p1", "name": "Shoe", "category": "shoes", "price": 9.5,
+           "quantity": 2}
+TRIGGER = {
+    "trigger_id": "b" * 32, "customer_id": "c1", "trigger_type": "cart_abandonment",
+    "rule_id": "cart", "episode": "cart-1", "step": 1, "priority": 40, "marketing": True,
+    "created_at": AT, "not_before": None, "expires_at": AT, "recipient": "a@example.com",
+    "locale": "en", "time_zone": "UTC", "persona": "browsing", "interest": None,
+    "journey_stage": "cart", "segment": "new", "tokens": {"first_name": "A"},
+    "products": [Product(product_id="p1")], "experiment": None, "variant": None,
+    "holdout": False, "cause_event_id": "e1",
+}
+CASES = [(PersonaTransition, TRANSITION), (Trigger, TRIGGER), (Product, PRODUCT)]
+
+
+def _same(a: BaseModel, b: BaseModel) -> None:
+    assert type(a) is type(b)
+    assert list(a.__dict__.items()) == list(b.__dict__.items())  # values and order
+    assert a.model_fields_set == b.model_fields_set
+    assert a.model_dump(exclude_unset=True) == b.model_dump(exclude_unset=True)
+    assert a.__pydantic_extra__ is None and a.__pydantic_private__ is None
+
+
+@pytest.mark.parametrize(("cls", "values"), CASES)
+def test_layout_builds_what_trusted_builder_builds(cls: type[BaseModel],
+                                                   values: dict[str, Any]) -> None:
+    names = tuple(values)
+    built = Layout(cls, names).build(tuple(values.values()))
+    _same(built, trusted_builder(cls)(**values))
+    # the built record is a valid model: full validation of its dump gives it back
+    assert cls.model_validate(built.model_dump()) == built
+
+
+def test_layout_fills_defaults_and_factories_afresh() -> None:
+    layout = Layout(PersonaTransition, ("transition_id", "customer_id", "to_persona",
+                                        "from_persona", "rule_id", "at"))
+    a = layout.build(("t" * 32, "c1", "x", None, "r", AT))
+    b = layout.build(("t" * 32, "c1", "x", None, "r", AT))
+    assert a.facts == {} and a.facts is not b.facts  # a new dict each time
+    assert a.type == "Persona Transition" and a.dimension == "lifecycle"
+    assert a.model_fields_set is not b.model_fields_set
+    _same(a, trusted_builder(PersonaTransition)(
+        transition_id="t" * 32, customer_id="c1", to_persona="x", from_persona=None,
+        rule_id="r", at=AT))
+
+
+@pytest.mark.parametrize("customer_id", ["", "x" * 513])
+def test_layout_checks_lengths_as_trusted_builder(customer_id: str) -> None:
+    values = {**TRANSITION, "customer_id": customer_id}
+    with pytest.raises(TrustedValueError) as fast:
+        Layout(PersonaTransition, tuple(values)).build(tuple(values.values()))
+    with pytest.raises(TrustedValueError) as slow:
+        trusted_builder(PersonaTransition)(**values)
+    assert str(fast.value) == str(slow.value)
+
+
+def test_layout_refuses_unknown_and_missing_required_fields() -> None:
+    with pytest.raises(TypeError, match="unknown fields"):
+        Layout(Product, ("product_id", "colour"))
+    with pytest.raises(TypeError, match="product_id is required"):
+        Layout(Product, ("name",))
