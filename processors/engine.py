@@ -70,6 +70,8 @@ from processors.statecodec import decode_state, encode_state
 from processors.triggers import Candidate, TriggerRules
 from schemas.models import PersonaTransition, Trigger
 
+_new = tuple.__new__
+"""NamedTuples built without their Python-level ``__new__`` frame (the same tuple)."""
 MAX_GROUPS = 10_000
 """Due-time groups one call fires at most (only a rule bug could need more)."""
 MAX_GROUP_SIZE = 256
@@ -294,7 +296,9 @@ class Engine:
             fired = fire(st, d, at, self.rules)
             if fired is None:
                 continue
-            ctx = Ctx(st, None, "tick", at, d._replace(step=fired.step), *self._ctx_opts)
+            # d._replace(step=fired.step), without its interpreted keyword call
+            fired_dl = _new(Deadline, (d.due, d.source, d.episode, fired.step, d.rule, d.origin))
+            ctx = Ctx(st, None, "tick", at, fired_dl, *self._ctx_opts)
             moves = self.machine.evaluate(st, ctx, customer_id, None)
             out.add(moves)
             cands.extend(self.trigger_rules.for_deadline(fired, ctx))

@@ -31,6 +31,8 @@ FIELDS = {"lifecycle": ("persona", "persona_at"), "interest": ("interest", "inte
 """Dimension -> (state attribute, entry-time attribute) of CustomerState."""
 
 _CACHE_MAX = 50_000
+_new_tuple = tuple.__new__
+"""NamedTuples built without their Python-level ``__new__`` frame (the same tuple)."""
 _DIM_ATTRS = tuple((dim, FIELDS[dim][0]) for dim in DIMENSIONS)
 
 
@@ -278,7 +280,7 @@ class Machine:
         current = getattr(st, attr)
         setattr(st, attr, target)
         setattr(st, at_attr, int(now))
-        st.changes.append(Change(int(now), dim, current, target, rule_id))
+        st.changes.append(_new_tuple(Change, (int(now), dim, current, target, rule_id)))
         del st.changes[: -self.rules.settings.limits.changes]
         transition: PersonaTransition = _TRANSITION.build((
             stable_id(customer_id, rule_id, current, target, cause or now), customer_id, dim,

@@ -48,6 +48,8 @@ _PRODUCT = Layout(Product, ("product_id", "name", "category", "price", "quantity
 """Output records without re-validation (our own values; ids length-checked), from
 positional values (see :class:`processors.records.Layout`)."""
 
+_new = tuple.__new__
+"""NamedTuples built without their Python-level ``__new__`` frame (the same tuple)."""
 MAX_PRODUCTS = 4
 TRANSACTIONAL_BLOCKS = ("bounced", "complained")
 
@@ -86,7 +88,7 @@ class TriggerRules:
     def for_deadline(self, fired: Fired, ctx: Ctx) -> list[Candidate]:
         """Candidates of a fired deadline whose ``when`` holds (ctx.dl is the deadline)."""
         return [
-            Candidate(r, fired.source, fired.episode, fired.step + 1, fired.origin)
+            _new(Candidate, (r, fired.source, fired.episode, fired.step + 1, fired.origin))
             for r in self.by_deadline.get(fired.source, ())
             if r.guard is None or r.guard.test(ctx)
         ]
@@ -102,7 +104,7 @@ class TriggerRules:
                     r.guard is None or r.guard.test(ctx)
                 ):
                     episode = f"{move.to_persona}@{int(ctx.now)}"
-                    out.append(Candidate(r, "transition", episode, 1, ctx.now))
+                    out.append(_new(Candidate, (r, "transition", episode, 1, ctx.now)))
         return out
 
     def for_deferred(self, st: CustomerState, d: Deadline) -> Candidate | None:
@@ -114,12 +116,12 @@ class TriggerRules:
             persona = d.episode.rpartition("@")[0]
             if persona not in (st.persona, st.interest, st.journey):
                 return None
-        return Candidate(rule, d.source, d.episode, d.step, d.origin or d.due)
+        return _new(Candidate, (rule, d.source, d.episode, d.step, d.origin or d.due))
 
     def arbitrate(self, st: CustomerState, cands: list[Candidate], customer_id: str,
                   now: float, cause: str | None) -> Decision:
         """Decide every candidate (see the module docstring); updates ``st.sent`` and defers."""
-        decision = Decision([], [])
+        decision: Decision = _new(Decision, ([], []))
         if not cands:
             return decision
         latest: dict[tuple[str, str], int] = {}
@@ -197,7 +199,7 @@ class TriggerRules:
 
     def _record(self, st: CustomerState, rule: TriggerRule, at: float, now: float) -> None:
         sent = [x for x in st.sent if x.at > now - WEEK]
-        sent.append(Sent(math.ceil(at), rule.trigger_type, rule.priority, rule.marketing))
+        sent.append(_new(Sent, (math.ceil(at), rule.trigger_type, rule.priority, rule.marketing)))
         sent.sort()
         limit = self.rules.settings.limits.sent
         while len(sent) > limit:

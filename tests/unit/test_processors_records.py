@@ -80,3 +80,29 @@ def test_layout_refuses_unknown_and_missing_required_fields() -> None:
         Layout(Product, ("product_id", "colour"))
     with pytest.raises(TypeError, match="product_id is required"):
         Layout(Product, ("name",))
+
+
+def test_state_entries_stay_their_namedtuples() -> None:
+    """Changes, deadlines and sends are built with ``tuple.__new__`` on the hot path: they
+    must still be the NamedTuples (field access by name, ``_replace``), with every field."""
+    from bench.processors import events
+    from processors.engine import Engine, InputRef
+    from processors.state import Change, Deadline, Sent
+
+    engine, states = Engine(), {}
+    evs, _ = events(200, 3000)
+    for i, ev in enumerate(evs):
+        key = ev.customer_id or ev.anonymous_id
+        states[key] = engine.apply(states.get(key), key, ev, InputRef("t", 0, i),
+                                   ev.occurred_at.timestamp()).state
+    last = max(ev.occurred_at.timestamp() for ev in evs) + 30 * 86_400
+    seen: dict[type, int] = {Change: 0, Deadline: 0, Sent: 0}
+    for key, st in states.items():
+        before = list(st.deadlines)
+        engine.tick(st, key, last)
+        for cls, entries in ((Change, st.changes), (Deadline, [*before, *st.deadlines]),
+                             (Sent, st.sent)):
+            for entry in entries:
+                assert type(entry) is cls and len(entry) == len(cls._fields)
+                seen[cls] += 1
+    assert all(seen.values()), seen  # the sample exercised all three
