@@ -36,10 +36,14 @@ _new_tuple = tuple.__new__
 _DIM_ATTRS = tuple((dim, FIELDS[dim][0]) for dim in DIMENSIONS)
 
 
+_blake2b = hashlib.blake2b
+_fromtimestamp = datetime.fromtimestamp
+
+
 def stable_id(*parts: object) -> str:
     """A deterministic 32-hex-digit id from ``parts`` (blake2b)."""
-    text = "\x1f".join(str(p) for p in parts)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    text = "\x1f".join([str(p) for p in parts])
+    return _blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 _last_utc: list[tuple[float, datetime]] = [(0.0, datetime.fromtimestamp(0.0, UTC))]
@@ -52,11 +56,22 @@ def utc(ts: float) -> datetime:
     last = _last_utc[0]
     if last[0] == ts:
         return last[1]
-    value = datetime.fromtimestamp(round(ts, 3), UTC)
+    value = _fromtimestamp(ts if _whole_ms(ts) else round(ts, 3), UTC)
     _last_utc[0] = (ts, value)
     return value
 
 
+
+
+def _whole_ms(ts: float) -> bool:
+    """Whether ``ts`` is the float nearest a whole number of milliseconds (event and due
+    times are), so that ``round(ts, 3) == ts`` and the decimal rounding can be skipped: the
+    float's exact value is then within half a unit in the last place (< 0.0005 s below
+    1e11 s) of that number of milliseconds, which ``round(ts, 3)`` returns as that float."""
+    if not 0.0 <= ts < 1e11:
+        return False
+    ms = int(ts * 1000.0 + 0.5)  # a candidate, checked below (exact below 2**53)
+    return ms / 1000 == ts
 
 
 def _event_target(tr: Transition) -> Callable[[Any], str | None] | None:

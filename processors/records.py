@@ -19,9 +19,9 @@ from schemas.construct import _REQUIRED, _check_length, _field_spec
 _new = object.__new__
 _setattr = object.__setattr__
 
-Slot = tuple[str, int, Any, Callable[[], Any] | None, int, int]
-"""(field name, index in the caller's values or -1, default, default factory or None,
-shortest and longest allowed string (0, -1: no length rule))."""
+Passed = tuple[str, int, int, int]
+"""(field name, index in the caller's values, shortest and longest allowed string; -1: no
+length rule)."""
 
 
 class Layout:
@@ -35,30 +35,35 @@ class Layout:
             raise TypeError(f"{cls.__name__}: unknown fields {unknown}")
         self.cls = cls
         self.names = frozenset(names)
-        slots: list[Slot] = []
+        # every field in the model's order, holding its default (or None until filled):
+        # a copy is the instance's __dict__ with no resizing and the order kept
+        self.template: dict[str, Any] = {}
+        passed: list[Passed] = []
+        factories: list[tuple[str, Callable[[], Any]]] = []
         for name, info in fields.items():
             _, default, factory, lengths = _field_spec(name, info)
-            index = names.index(name) if name in names else -1
-            if index < 0 and factory is None and default is _REQUIRED:
+            self.template[name] = None if default is _REQUIRED else default
+            if name in names:
+                low, high = lengths if lengths is not None else (0, -1)
+                passed.append((name, names.index(name), low, high))
+            elif factory is not None:
+                factories.append((name, factory))
+            elif default is _REQUIRED:
                 raise TypeError(f"{cls.__name__}: {name} is required")
-            low, high = lengths if lengths is not None else (0, -1)
-            slots.append((name, index, default, factory, low, high))
-        self.slots = tuple(slots)
+        self.passed = tuple(passed)
+        self.factories = tuple(factories)
 
     def build(self, values: tuple[Any, ...]) -> Any:
         """The instance holding ``values`` (the values of ``names``) and the defaults."""
         cls = self.cls
-        fields: dict[str, Any] = {}
-        for name, index, default, factory, low, high in self.slots:
-            if index >= 0:
-                value = values[index]
-                if high >= 0 and isinstance(value, str) and not low <= len(value) <= high:
-                    _check_length(cls, name, value, (low, high))  # raises
-            elif factory is not None:
-                value = factory()
-            else:
-                value = default
+        fields = self.template.copy()
+        for name, index, low, high in self.passed:
+            value = values[index]
+            if high >= 0 and isinstance(value, str) and not low <= len(value) <= high:
+                _check_length(cls, name, value, (low, high))  # raises
             fields[name] = value
+        for name, factory in self.factories:
+            fields[name] = factory()
         obj = _new(cls)
         _setattr(obj, "__dict__", fields)
         _setattr(obj, "__pydantic_fields_set__", set(self.names))
