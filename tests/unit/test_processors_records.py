@@ -106,3 +106,23 @@ def test_state_entries_stay_their_namedtuples() -> None:
                 assert type(entry) is cls and len(entry) == len(cls._fields)
                 seen[cls] += 1
     assert all(seen.values()), seen  # the sample exercised all three
+
+
+def test_outcome_is_the_same_dataclass() -> None:
+    """Outcome's __init__ is written out (native when compiled): it must still be the
+    dataclass it was (fields, defaults, keyword and positional construction, eq, repr)."""
+    import dataclasses
+
+    from processors.engine import Engine, Outcome
+
+    st = Engine().new_state("c1", 0.0)
+    fields = [(f.name, f.default) for f in dataclasses.fields(Outcome)]
+    assert fields == [("state", dataclasses.MISSING), ("transitions", ()), ("triggers", ()),
+                      ("applied", True), ("skipped", ())]
+    out = Outcome(st)
+    assert (out.state, out.transitions, out.triggers, out.applied, out.skipped) == (
+        st, (), (), True, ())
+    assert Outcome(st, applied=False) == Outcome(st, (), (), False, ())
+    assert Outcome(st) != Outcome(st, applied=False)
+    assert repr(Outcome(st, skipped=[("a", "b")])).startswith("Outcome(state=")
+    assert "skipped=[('a', 'b')]" in repr(Outcome(st, skipped=[("a", "b")]))
