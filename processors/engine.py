@@ -174,7 +174,8 @@ class Engine:
     def ctx(self, st: CustomerState, ev: Any, etype: str, now: float,
             dl: Deadline | None = None) -> Ctx:
         """An evaluation context for guards."""
-        return Ctx(st, ev, etype, now, dl, *self._ctx_opts)
+        o = self._ctx_opts  # not *o: a star call is a generic call, the direct one native
+        return Ctx(st, ev, etype, now, dl, o[0], o[1], o[2])
 
     # ------------------------------------------------------------------ contract
     def apply(self, state: CustomerState | None, customer_id: str, event: Any,
@@ -309,7 +310,8 @@ class Engine:
                 continue
             # d._replace(step=fired.step), without its interpreted keyword call
             fired_dl = _new(Deadline, (d.due, d.source, d.episode, fired.step, d.rule, d.origin))
-            ctx = Ctx(st, None, "tick", at, fired_dl, *self._ctx_opts)
+            o = self._ctx_opts
+            ctx = Ctx(st, None, "tick", at, fired_dl, o[0], o[1], o[2])
             moves = self.machine.evaluate(st, ctx, customer_id, None)
             out.add(moves)
             cands.extend(self.trigger_rules.for_deadline(fired, ctx))

@@ -216,7 +216,8 @@ class Machine:
         ``max_chain`` steps (see :meth:`_step`). Without a ``ctx``, the guard context
         (``Ctx(st, ev, etype, now, None, *opts)``) is only built when a guard or a
         context-dependent target must be read, and returned (None when nothing could move)
-        for the trigger rules."""
+        for the trigger rules. ``opts``: empty (Ctx's defaults) or the three Ctx options
+        (``recent``, ``eng_half``, ``aff_half``), as ``Engine._ctx_opts``."""
         out: list[PersonaTransition] = []
         plan = self._plans.get(etype)
         for dim, attr, by_state in self.plan(etype) if plan is None else plan:
@@ -232,7 +233,8 @@ class Machine:
                     if known is None or known == current:
                         break  # "no move", as _step() would decide, without a context
                 if ctx is None:
-                    ctx = Ctx(st, ev, etype, now, None, *opts) if opts else Ctx(
+                    # opts spelled out (a star call is generic, a direct one native)
+                    ctx = Ctx(st, ev, etype, now, None, opts[0], opts[1], opts[2]) if opts else Ctx(
                         st, ev, etype, now)
                 if known is not None:  # the one candidate, as _step() would try it
                     tr = cands[0]

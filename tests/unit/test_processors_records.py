@@ -87,7 +87,7 @@ def test_state_entries_stay_their_namedtuples() -> None:
     must still be the NamedTuples (field access by name, ``_replace``), with every field."""
     from bench.processors import events
     from processors.engine import Engine, InputRef
-    from processors.state import Change, Deadline, Sent
+    from processors.state import Change, Deadline, Item, Order, Sent
 
     engine, states = Engine(), {}
     evs, _ = events(200, 3000)
@@ -96,16 +96,17 @@ def test_state_entries_stay_their_namedtuples() -> None:
         states[key] = engine.apply(states.get(key), key, ev, InputRef("t", 0, i),
                                    ev.occurred_at.timestamp()).state
     last = max(ev.occurred_at.timestamp() for ev in evs) + 30 * 86_400
-    seen: dict[type, int] = {Change: 0, Deadline: 0, Sent: 0}
+    seen: dict[type, int] = {Change: 0, Deadline: 0, Sent: 0, Item: 0, Order: 0}
     for key, st in states.items():
         before = list(st.deadlines)
+        items = [i for cart in st.carts.values() for i in cart.items.values()]
         engine.tick(st, key, last)
         for cls, entries in ((Change, st.changes), (Deadline, [*before, *st.deadlines]),
-                             (Sent, st.sent)):
+                             (Sent, st.sent), (Item, items), (Order, st.recent_orders)):
             for entry in entries:
                 assert type(entry) is cls and len(entry) == len(cls._fields)
                 seen[cls] += 1
-    assert all(seen.values()), seen  # the sample exercised all three
+    assert all(seen.values()), seen  # the sample exercised every kind
 
 
 def test_outcome_is_the_same_dataclass() -> None:
@@ -126,3 +127,23 @@ def test_outcome_is_the_same_dataclass() -> None:
     assert Outcome(st) != Outcome(st, applied=False)
     assert repr(Outcome(st, skipped=[("a", "b")])).startswith("Outcome(state=")
     assert "skipped=[('a', 'b')]" in repr(Outcome(st, skipped=[("a", "b")]))
+
+
+def test_contexts_carry_the_rule_set_options() -> None:
+    """Guard contexts get the settings' windows (passed one by one, not as ``*opts``)."""
+    from processors.engine import Engine
+    from tests.unit.test_processors_fastpath import T0, _view
+
+    engine = Engine()
+    s = engine.rules.settings
+    options = (s.recent_window, s.engagement_half_life, s.affinity_half_life)
+    st = engine.new_state("c1", T0)
+    ctx = engine.ctx(st, None, "merge", T0)
+    assert (ctx.recent, ctx.eng_half, ctx.aff_half) == options
+    st.persona, st.interest = "browsing", "none"
+    _, built = engine.machine.evaluate_input(st, _view("hats"), "Product Viewed", T0,
+                                             engine._ctx_opts, "c1", "e0")
+    assert built is not None and (built.recent, built.eng_half, built.aff_half) == options
+    _, plain = engine.machine.evaluate_input(engine.new_state("c2", T0), _view("hats"),
+                                             "Product Viewed", T0, (), "c2", "e0")
+    assert plain is not None and plain.recent == 172_800.0  # Ctx's default
