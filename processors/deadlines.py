@@ -26,6 +26,9 @@ from typing import NamedTuple
 from processors.ruleset import RuleSet
 from processors.state import CustomerState, Deadline
 
+_new = tuple.__new__
+"""NamedTuples built without their Python-level ``__new__`` frame (the same tuple)."""
+
 
 class Fired(NamedTuple):
     """A deadline step that fires now; ``origin`` is when it was due (expiry counts from it)."""
@@ -42,7 +45,8 @@ def schedule(st: CustomerState, source: str, episode: str, step: int, due: float
     (deferred triggers) is when the trigger first fell due. Times are stored as whole
     seconds: due rounds up (never early), origin down."""
     cancel(st, source, episode, rule=rule)
-    insort(st.deadlines, Deadline(math.ceil(due), source, episode, step, rule, int(origin)))
+    insort(st.deadlines, _new(Deadline, (math.ceil(due), source, episode, step, rule,
+                                         int(origin))))
 
 
 def cancel(st: CustomerState, source: str, episode: str | None = None, *,
@@ -111,7 +115,7 @@ def fire(st: CustomerState, d: Deadline, now: float, rules: RuleSet) -> Fired | 
     j = _last_due(base, steps, d.step, now)
     if j + 1 < len(steps):
         schedule(st, d.source, d.episode, j + 1, base + steps[j + 1])
-    return Fired(d.source, d.episode, j, base + steps[j])
+    return _new(Fired, (d.source, d.episode, j, base + steps[j]))
 
 
 def _last_due(base: float, steps: tuple[float, ...], k: int, now: float) -> int:
@@ -133,7 +137,7 @@ def _fire_cart(st: CustomerState, cart_id: str, now: float,
     cart.fired = j + 1
     if j + 1 < len(steps):
         schedule(st, "cart", cart_id, j + 1, cart.updated_at + steps[j + 1])
-    return Fired("cart", cart_id, j, cart.updated_at + steps[j])
+    return _new(Fired, ("cart", cart_id, j, cart.updated_at + steps[j]))
 
 
 def _fire_inactivity(st: CustomerState, d: Deadline, now: float,
@@ -149,7 +153,7 @@ def _fire_inactivity(st: CustomerState, d: Deadline, now: float,
     j = _last_due(base, steps, k, now)
     if j + 1 < len(steps):
         schedule(st, "inactivity", episode, j + 1, base + steps[j + 1])
-    return Fired("inactivity", episode, j, base + steps[j])
+    return _new(Fired, ("inactivity", episode, j, base + steps[j]))
 
 
 def cart_touched(st: CustomerState, cart_id: str, rules: RuleSet) -> None:

@@ -219,11 +219,16 @@ GETTERS: dict[str, Callable[[Ctx], Any]] = {name: fn for name, (fn, _) in FACTS.
 """Fact name -> getter, the registry handed to the condition compiler."""
 
 
+_COLLECTIONS = (list, tuple, frozenset, set)
+"""The collection types :func:`describe` joins (a tuple: ``list | tuple | ...`` in a compiled
+``isinstance`` built three union objects per call)."""
+
+
 def describe(value: Any) -> str:
     """A fact value as the string stored in a transition's ``facts`` (short and stable)."""
     if isinstance(value, float):
         return f"{value:.6g}"
-    if isinstance(value, list | tuple | frozenset | set):
+    if isinstance(value, _COLLECTIONS):
         return ",".join(sorted(str(v) for v in value))
     return str(value)
 

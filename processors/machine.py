@@ -15,26 +15,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 from processors.facts import GETTERS, Ctx, fact_values
+from processors.records import Layout
 from processors.ruleset import DIMENSIONS, RuleSet, Transition, _placeholders
 from processors.state import Change, CustomerState
-from schemas.construct import trusted_builder
 from schemas.models import PersonaTransition
 
-_transition = trusted_builder(PersonaTransition)
-"""PersonaTransition without re-validation (our own values; ids length-checked)."""
+_TRANSITION = Layout(PersonaTransition, (
+    "transition_id", "customer_id", "dimension", "from_persona", "to_persona", "rule_id",
+    "rule_version", "facts", "cause_event_id", "at"))
+"""PersonaTransition without re-validation (our own values; ids length-checked), from
+positional values (see :class:`processors.records.Layout`)."""
 
 FIELDS = {"lifecycle": ("persona", "persona_at"), "interest": ("interest", "interest_at"),
           "journey": ("journey", "journey_at")}
 """Dimension -> (state attribute, entry-time attribute) of CustomerState."""
 
 _CACHE_MAX = 50_000
+_new_tuple = tuple.__new__
+"""NamedTuples built without their Python-level ``__new__`` frame (the same tuple)."""
 _DIM_ATTRS = tuple((dim, FIELDS[dim][0]) for dim in DIMENSIONS)
+
+
+_blake2b = hashlib.blake2b
+_fromtimestamp = datetime.fromtimestamp
 
 
 def stable_id(*parts: object) -> str:
     """A deterministic 32-hex-digit id from ``parts`` (blake2b)."""
-    text = "\x1f".join(str(p) for p in parts)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    text = "\x1f".join([str(p) for p in parts])
+    return _blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 _last_utc: list[tuple[float, datetime]] = [(0.0, datetime.fromtimestamp(0.0, UTC))]
@@ -47,11 +56,22 @@ def utc(ts: float) -> datetime:
     last = _last_utc[0]
     if last[0] == ts:
         return last[1]
-    value = datetime.fromtimestamp(round(ts, 3), UTC)
+    value = _fromtimestamp(ts if _whole_ms(ts) else round(ts, 3), UTC)
     _last_utc[0] = (ts, value)
     return value
 
 
+
+
+def _whole_ms(ts: float) -> bool:
+    """Whether ``ts`` is the float nearest a whole number of milliseconds (event and due
+    times are), so that ``round(ts, 3) == ts`` and the decimal rounding can be skipped: the
+    float's exact value is then within half a unit in the last place (< 0.0005 s below
+    1e11 s) of that number of milliseconds, which ``round(ts, 3)`` returns as that float."""
+    if not 0.0 <= ts < 1e11:
+        return False
+    ms = int(ts * 1000.0 + 0.5)  # a candidate, checked below (exact below 2**53)
+    return ms / 1000 == ts
 
 
 def _event_target(tr: Transition) -> Callable[[Any], str | None] | None:
@@ -196,7 +216,8 @@ class Machine:
         ``max_chain`` steps (see :meth:`_step`). Without a ``ctx``, the guard context
         (``Ctx(st, ev, etype, now, None, *opts)``) is only built when a guard or a
         context-dependent target must be read, and returned (None when nothing could move)
-        for the trigger rules."""
+        for the trigger rules. ``opts``: empty (Ctx's defaults) or the three Ctx options
+        (``recent``, ``eng_half``, ``aff_half``), as ``Engine._ctx_opts``."""
         out: list[PersonaTransition] = []
         plan = self._plans.get(etype)
         for dim, attr, by_state in self.plan(etype) if plan is None else plan:
@@ -212,7 +233,8 @@ class Machine:
                     if known is None or known == current:
                         break  # "no move", as _step() would decide, without a context
                 if ctx is None:
-                    ctx = Ctx(st, ev, etype, now, None, *opts) if opts else Ctx(
+                    # opts spelled out (a star call is generic, a direct one native)
+                    ctx = Ctx(st, ev, etype, now, None, opts[0], opts[1], opts[2]) if opts else Ctx(
                         st, ev, etype, now)
                 if known is not None:  # the one candidate, as _step() would try it
                     tr = cands[0]
@@ -275,17 +297,9 @@ class Machine:
         current = getattr(st, attr)
         setattr(st, attr, target)
         setattr(st, at_attr, int(now))
-        st.changes.append(Change(int(now), dim, current, target, rule_id))
+        st.changes.append(_new_tuple(Change, (int(now), dim, current, target, rule_id)))
         del st.changes[: -self.rules.settings.limits.changes]
-        return _transition(
-            transition_id=stable_id(customer_id, rule_id, current, target, cause or now),
-            customer_id=customer_id,
-            dimension=dim,
-            from_persona=current,
-            to_persona=target,
-            rule_id=rule_id,
-            rule_version=version,
-            facts=facts,
-            cause_event_id=cause,
-            at=utc(now),
-        )
+        transition: PersonaTransition = _TRANSITION.build((
+            stable_id(customer_id, rule_id, current, target, cause or now), customer_id, dim,
+            current, target, rule_id, version, facts, cause, utc(now)))
+        return transition

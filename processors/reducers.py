@@ -18,6 +18,7 @@ from processors.scoring import AFFINITY_POINTS, ENGAGEMENT_POINTS, bump, decay, 
 from processors.state import Cart, CustomerState, Item, Order, View
 
 _new_view = tuple.__new__
+"""NamedTuples (View, Item, Order) built without their Python-level ``__new__`` frame."""
 
 Reducer = Callable[[CustomerState, Any, int, RuleSet], None]
 NAME_MAX = 60  # product names are cut to this length in state (tokens, not the catalogue)
@@ -60,7 +61,7 @@ def _affinity(st: CustomerState, category: str, t: int, kind: str, rules: RuleSe
 
 def _item(p: Any, quantity: int | None = None) -> Item:
     qty = p.quantity if quantity is None else quantity
-    return Item(p.product_id, p.name[:NAME_MAX], p.category, p.price, qty)
+    return _new_view(Item, (p.product_id, p.name[:NAME_MAX], p.category, p.price, qty))
 
 
 # ---------------------------------------------------------------------------- site
@@ -204,7 +205,7 @@ def order_completed(st: CustomerState, ev: Any, t: int, rules: RuleSet) -> None:
     st.revenue = round(st.revenue + ev.revenue, 2)
     st.first_order_at = t if st.first_order_at is None else min(st.first_order_at, t)
     st.last_order_at = t if st.last_order_at is None else max(st.last_order_at, t)
-    st.recent_orders.append(Order(ev.order_id, ev.revenue, t, False))
+    st.recent_orders.append(_new_view(Order, (ev.order_id, ev.revenue, t, False)))
     del st.recent_orders[: -rules.settings.limits.orders]
     for p in ev.products:
         _affinity(st, p.category, t, "purchase", rules)

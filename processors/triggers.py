@@ -33,16 +33,23 @@ from processors.deadlines import Fired, schedule, still_valid
 from processors.facts import Ctx
 from processors.machine import stable_id, utc
 from processors.policy import WEEK, assign_variant, budget_check, in_holdout, next_allowed_time
+from processors.records import Layout
 from processors.ruleset import RuleSet, TriggerRule, _matches
 from processors.scoring import rfm, rfm_segment, top_categories
 from processors.state import CustomerState, Deadline, Sent
-from schemas.construct import trusted_builder
 from schemas.models import PersonaTransition, Product, Trigger
 
-_trigger = trusted_builder(Trigger)
-_new_product = trusted_builder(Product)
-"""Output records without re-validation (our own values; ids length-checked)."""
+_TRIGGER = Layout(Trigger, (
+    "trigger_id", "customer_id", "trigger_type", "rule_id", "episode", "step", "priority",
+    "marketing", "created_at", "not_before", "expires_at", "recipient", "locale", "time_zone",
+    "persona", "interest", "journey_stage", "segment", "tokens", "products", "experiment",
+    "variant", "holdout", "cause_event_id"))
+_PRODUCT = Layout(Product, ("product_id", "name", "category", "price", "quantity"))
+"""Output records without re-validation (our own values; ids length-checked), from
+positional values (see :class:`processors.records.Layout`)."""
 
+_new = tuple.__new__
+"""NamedTuples built without their Python-level ``__new__`` frame (the same tuple)."""
 MAX_PRODUCTS = 4
 TRANSACTIONAL_BLOCKS = ("bounced", "complained")
 
@@ -81,7 +88,7 @@ class TriggerRules:
     def for_deadline(self, fired: Fired, ctx: Ctx) -> list[Candidate]:
         """Candidates of a fired deadline whose ``when`` holds (ctx.dl is the deadline)."""
         return [
-            Candidate(r, fired.source, fired.episode, fired.step + 1, fired.origin)
+            _new(Candidate, (r, fired.source, fired.episode, fired.step + 1, fired.origin))
             for r in self.by_deadline.get(fired.source, ())
             if r.guard is None or r.guard.test(ctx)
         ]
@@ -97,7 +104,7 @@ class TriggerRules:
                     r.guard is None or r.guard.test(ctx)
                 ):
                     episode = f"{move.to_persona}@{int(ctx.now)}"
-                    out.append(Candidate(r, "transition", episode, 1, ctx.now))
+                    out.append(_new(Candidate, (r, "transition", episode, 1, ctx.now)))
         return out
 
     def for_deferred(self, st: CustomerState, d: Deadline) -> Candidate | None:
@@ -109,12 +116,12 @@ class TriggerRules:
             persona = d.episode.rpartition("@")[0]
             if persona not in (st.persona, st.interest, st.journey):
                 return None
-        return Candidate(rule, d.source, d.episode, d.step, d.origin or d.due)
+        return _new(Candidate, (rule, d.source, d.episode, d.step, d.origin or d.due))
 
     def arbitrate(self, st: CustomerState, cands: list[Candidate], customer_id: str,
                   now: float, cause: str | None) -> Decision:
         """Decide every candidate (see the module docstring); updates ``st.sent`` and defers."""
-        decision = Decision([], [])
+        decision: Decision = _new(Decision, ([], []))
         if not cands:
             return decision
         latest: dict[tuple[str, str], int] = {}
@@ -192,7 +199,7 @@ class TriggerRules:
 
     def _record(self, st: CustomerState, rule: TriggerRule, at: float, now: float) -> None:
         sent = [x for x in st.sent if x.at > now - WEEK]
-        sent.append(Sent(math.ceil(at), rule.trigger_type, rule.priority, rule.marketing))
+        sent.append(_new(Sent, (math.ceil(at), rule.trigger_type, rule.priority, rule.marketing)))
         sent.sort()
         limit = self.rules.settings.limits.sent
         while len(sent) > limit:
@@ -207,40 +214,40 @@ class TriggerRules:
         exp = rule.experiment
         r, f, m = rfm(st.last_order_at, st.orders, st.revenue - st.refunded, now)
         tokens, products = _content(st, cand, now, s.affinity_half_life)
-        return _trigger(
-            trigger_id=stable_id(customer_id, rule.id, cand.episode, cand.step),
-            customer_id=customer_id,
-            trigger_type=rule.trigger_type,
-            rule_id=rule.id,
-            episode=cand.episode,
-            step=int(cand.step),
-            priority=int(rule.priority),
-            marketing=bool(rule.marketing),
-            created_at=utc(now),
-            not_before=utc(send_at) if send_at > now else None,
-            expires_at=utc(cand.origin + rule.expires),
-            recipient=st.email,
-            locale=st.locale,
-            time_zone=st.time_zone,
-            persona=st.persona or None,
-            interest=st.interest if st.interest and st.interest != "none" else None,
-            journey_stage=st.journey or None,
-            segment=rfm_segment(r, f, m),
-            tokens=tokens,
-            products=products,
-            experiment=exp.id if exp else None,
-            variant=assign_variant(exp.id, customer_id, exp.variants, exp.weights)
-            if exp else None,
-            holdout=bool(rule.marketing and s.holdout_share > 0
-                         and rule.holdout and in_holdout(customer_id, s.holdout_salt,
-                                                         s.holdout_share)),
-            cause_event_id=cause,
-        )
+        trigger: Trigger = _TRIGGER.build((
+            stable_id(customer_id, rule.id, cand.episode, cand.step),
+            customer_id,
+            rule.trigger_type,
+            rule.id,
+            cand.episode,
+            int(cand.step),
+            int(rule.priority),
+            bool(rule.marketing),
+            utc(now),
+            utc(send_at) if send_at > now else None,
+            utc(cand.origin + rule.expires),
+            st.email,
+            st.locale,
+            st.time_zone,
+            st.persona or None,
+            st.interest if st.interest and st.interest != "none" else None,
+            st.journey or None,
+            rfm_segment(r, f, m),
+            tokens,
+            products,
+            exp.id if exp else None,
+            assign_variant(exp.id, customer_id, exp.variants, exp.weights) if exp else None,
+            bool(rule.marketing and s.holdout_share > 0 and rule.holdout
+                 and in_holdout(customer_id, s.holdout_salt, s.holdout_share)),
+            cause,
+        ))
+        return trigger
 
 
 def _product(item: Any) -> Product:
-    return _new_product(product_id=item.product_id, name=item.name, category=item.category,
-                        price=float(item.price), quantity=int(getattr(item, "quantity", 1)))
+    product: Product = _PRODUCT.build((item.product_id, item.name, item.category,
+                                       float(item.price), int(getattr(item, "quantity", 1))))
+    return product
 
 
 def _viewed(st: CustomerState, first: str | None = None) -> list[Product]:
