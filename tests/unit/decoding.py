@@ -1,11 +1,15 @@
 """Helpers of the decode tests: strict equality (the same types all the way down: ``True == 1``
 would hide a bool read as an int; models with the same fields in the same order and the same
 fields set; a plain record and a model with the same values), damaged wire bytes drawn by
-hypothesis, and codecs whose read plans are made once for all the examples of a test."""
+hypothesis, codecs whose read plans are made once for all the examples of a test, and a
+``PERSONAFLOW_NATIVE`` setting for the span of a block."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from hypothesis import strategies as st
@@ -100,3 +104,17 @@ def damage(raw: bytes, data: Any) -> bytes:
     else:
         out[at:at] = data.draw(st.binary(min_size=1, max_size=4))
     return bytes(out)
+
+
+@contextmanager
+def native_setting(value: str) -> Iterator[None]:
+    """``PERSONAFLOW_NATIVE=value`` inside the block, the setting before it restored after."""
+    before = os.environ.get("PERSONAFLOW_NATIVE")
+    os.environ["PERSONAFLOW_NATIVE"] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PERSONAFLOW_NATIVE"]
+        else:
+            os.environ["PERSONAFLOW_NATIVE"] = before

@@ -16,8 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from schemas.errors import DecodeError
 from schemas.models import EVENT_TYPES
 from schemas.plain import PlainEvent, PlainRecord, plain_models
 from schemas.registry import FileRegistry, current_schema
-from tests.unit.decoding import damage, same
+from tests.unit.decoding import damage, native_setting, same
 from tests.unit.strategies import model_strategy
 
 TYPES = sorted(EVENT_TYPES)
@@ -56,24 +55,11 @@ BUILT = any((PACKAGE / "_readers").glob("r_*.so"))
 needs_build = pytest.mark.skipif(not BUILT, reason="Avro readers not compiled: run `make native`")
 
 
-@contextmanager
-def _native(value: str) -> Iterator[None]:
-    before = os.environ.get("PERSONAFLOW_NATIVE")
-    os.environ["PERSONAFLOW_NATIVE"] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["PERSONAFLOW_NATIVE"]
-        else:
-            os.environ["PERSONAFLOW_NATIVE"] = before
-
-
 @cache
 def _readers(event_type: str) -> tuple[Reader, Reader]:
     """(compiled when built, executed) plain readers of ``event_type``'s current schema."""
     schema, models = current_schema(event_type), plain_models(event_type)
-    with _native("1"):
+    with native_setting("1"):
         native = compile_reader(schema, models)
     executed = compile_reader(schema, models, native=False)
     assert native is not None and executed is not None
@@ -86,7 +72,7 @@ def _codecs(event_type: str) -> tuple[Codec, Codec]:
     out = []
     for value in ("1", "0"):
         codec = Codec(FileRegistry())
-        with _native(value):
+        with native_setting(value):
             codec._plan(codec.registry.id_for(event_type), b"")
         out.append(codec)
     return out[0], out[1]
@@ -150,9 +136,9 @@ def test_every_current_plain_reader_runs_compiled(event_type: str) -> None:
 
 @needs_build
 def test_status_names_how_many_event_types_run_compiled() -> None:
-    with _native("1"):
+    with native_setting("1"):
         assert native_readers_status() == f"compiled: {len(TYPES)} of {len(TYPES)} event types"
-    with _native("0"):
+    with native_setting("0"):
         assert native_readers_status() == "interpreted: PERSONAFLOW_NATIVE=0"
 
 
@@ -212,7 +198,7 @@ def test_a_reader_of_another_source_is_not_taken_from_the_build() -> None:
 
 @needs_build
 def test_turned_off_no_reader_is_compiled() -> None:
-    with _native("0"):
+    with native_setting("0"):
         for event_type in TYPES:
             schema, models = current_schema(event_type), plain_models(event_type)
             assert not is_compiled(compile_reader(schema, models))

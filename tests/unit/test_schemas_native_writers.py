@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from schemas.errors import EncodeError
 from schemas.models import EVENT_TYPES
 from schemas.registry import FileRegistry, current_schema
 from schemas.samples import sample_events
+from tests.unit.decoding import native_setting
 from tests.unit.strategies import model_strategy
 
 TYPES = sorted(EVENT_TYPES)
@@ -42,24 +40,11 @@ BUILT = any((Path(schemas.__file__).parent / "_writers").glob("w_*.so"))
 needs_build = pytest.mark.skipif(not BUILT, reason="Avro writers not compiled: run `make native`")
 
 
-@contextmanager
-def _native(value: str) -> Iterator[None]:
-    before = os.environ.get("PERSONAFLOW_NATIVE")
-    os.environ["PERSONAFLOW_NATIVE"] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["PERSONAFLOW_NATIVE"]
-        else:
-            os.environ["PERSONAFLOW_NATIVE"] = before
-
-
 @cache
 def _writers(event_type: str) -> tuple[Writer, Writer]:
     """(compiled when built, executed) writers of ``event_type``'s current schema."""
     schema = current_schema(event_type)
-    with _native("1"):
+    with native_setting("1"):
         native = compile_writer(schema)
     executed = compile_writer(schema, native=False)
     assert native is not None and executed is not None
@@ -73,7 +58,7 @@ def _codecs() -> tuple[Codec, Codec]:
     out = []
     for value in ("1", "0"):
         codec = Codec(FileRegistry())
-        with _native(value):
+        with native_setting(value):
             for event_type in TYPES:
                 codec.encode(sample[event_type])
         out.append(codec)
@@ -157,7 +142,7 @@ def test_a_writer_of_another_source_is_not_taken_from_the_build() -> None:
     assert compiled_writer(changed) is None
     other = {**schema, "fields": [f for f in schema["fields"] if f["name"] != "segment"]}
     assert not is_compiled(compile_writer(other))
-    with _native("0"):
+    with native_setting("0"):
         assert not is_compiled(compile_writer(schema))
         assert compiled_writer(generated) is None
 
@@ -210,7 +195,7 @@ def test_a_recursive_record_is_never_compiled() -> None:
 
 @needs_build
 def test_status_names_how_many_event_types_write_compiled() -> None:
-    with _native("1"):
+    with native_setting("1"):
         assert native_writers_status() == f"compiled: {len(TYPES)} of {len(TYPES)} event types"
-    with _native("0"):
+    with native_setting("0"):
         assert native_writers_status() == "interpreted: PERSONAFLOW_NATIVE=0"
