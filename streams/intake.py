@@ -144,7 +144,6 @@ class BatchIntake:
         return keep
 
 
-
 def observe_fetch_delay(messages: Sequence[Any], inputs: frozenset[str], now: float) -> None:
     """``personaflow_fetch_delay_seconds``: how long the input records of a fetched batch took
     from their timestamp (the producer's create time) to the worker's intake."""
