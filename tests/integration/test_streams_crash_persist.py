@@ -117,7 +117,10 @@ def test_kill_at_each_persist_point_then_recover(kafka_bootstrap: str, tmp_path:
         ids = _trigger_ids(kafka_bootstrap, topics.triggers, set(expected), timeout=90)
         missing = sorted(expected[i] for i in set(expected) - set(ids))
         extra = set(ids) - set(expected)
-        assert set(ids) == set(expected), f"missing for {missing[:5]}, extra {len(extra)}"
+        assert set(ids) == set(expected), (
+            f"missing for {missing[:5]}, extra {len(extra)}\n"
+            + explain_missing(final, missing, states, tmp_path)
+        )
         got = _states(final)
         assert got == states, state_diff(got, states)
     finally:
@@ -130,6 +133,33 @@ def test_kill_at_each_persist_point_then_recover(kafka_bootstrap: str, tmp_path:
         assert got == states, state_diff(got, states)
     finally:
         fresh.stop()
+
+
+def explain_missing(
+    worker: WorkerProcess, missing: list[str], want: dict[str, Any], logs: Path
+) -> str:
+    """What a failed trigger comparison needs to be understood from CI output alone: how the
+    served state of the first customers missing a trigger differs from the replay's, and
+    what each worker logged about rebalances, dropped records and failures."""
+    if not missing:
+        return ""
+    lines = []
+    for cid in missing[:2]:
+        try:
+            status, body = worker.get(f"/customers/{cid}")
+            got = {cid: _comparable(json.loads(body)["state"]) if status == 200 else None}
+        except Exception as exc:  # a diagnostic must not hide the failure
+            lines.append(f"{cid}: state not read ({type(exc).__name__})")
+            continue
+        lines += [f"{cid} served: {line}" for line in state_diff(got, {cid: want[cid]})]
+    for log in sorted(logs.glob("*.log")):
+        text = log.read_text(errors="replace").splitlines()
+        notable = [line[:200] for line in text
+                   if any(w in line for w in ("generation id", "Revoking", "dropped",
+                                               "WARNING", "ERROR", "due-index"))]  # fmt: skip
+        lines.append(f"{log.name}: {len(notable)} notable lines")
+        lines += [f"  {line}" for line in notable[-12:]]
+    return "\n".join(lines)
 
 
 def _trigger_ids(bootstrap: str, topic: str, want: set[str], timeout: float) -> list[str]:
