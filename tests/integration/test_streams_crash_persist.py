@@ -120,6 +120,7 @@ def test_kill_at_each_persist_point_then_recover(kafka_bootstrap: str, tmp_path:
         assert set(ids) == set(expected), (
             f"missing for {missing[:5]}, extra {len(extra)}\n"
             + explain_missing(final, missing, states, tmp_path)
+            + _offsets_read(kafka_bootstrap, topics.triggers)
         )
         got = _states(final)
         assert got == states, state_diff(got, states)
@@ -152,6 +153,9 @@ def explain_missing(
             lines.append(f"{cid}: state not read ({type(exc).__name__})")
             continue
         lines += [f"{cid} served: {line}" for line in state_diff(got, {cid: want[cid]})]
+    _, exposition = worker.get("/metrics", timeout=10)
+    lines += [line for line in exposition.decode(errors="replace").splitlines()
+              if line.startswith("personaflow_triggers_total")]  # fmt: skip
     for log in sorted(logs.glob("*.log")):
         text = log.read_text(errors="replace").splitlines()
         notable = [line[:200] for line in text
@@ -160,6 +164,22 @@ def explain_missing(
         lines.append(f"{log.name}: {len(notable)} notable lines")
         lines += [f"  {line}" for line in notable[-12:]]
     return "\n".join(lines)
+
+
+def _offsets_read(bootstrap: str, topic: str) -> str:
+    """Per partition of ``topic``: how many records a reader got and their offset range. The
+    worker produces without transactions, so a hole in the offsets read means the broker
+    held back records it had acknowledged; the worker's own trigger counts (above, from
+    /metrics) say what it produced."""
+    offsets: dict[int, list[int]] = {}
+    for record in read_topic(bootstrap, topic, idle=2):
+        offsets.setdefault(record.partition(), []).append(record.offset())
+    lines = []
+    for partition, seen in sorted(offsets.items()):
+        holes = max(seen) - min(seen) + 1 - len(set(seen))
+        lines.append(f"\n{topic}[{partition}]: {len(seen)} read, offsets {min(seen)}-"
+                     f"{max(seen)}, {holes} missing in between")  # fmt: skip
+    return "".join(lines)
 
 
 def _trigger_ids(bootstrap: str, topic: str, want: set[str], timeout: float) -> list[str]:
