@@ -26,7 +26,7 @@ import io
 import struct
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
 import orjson
@@ -83,19 +83,40 @@ _WRITE_FAILURES = (ValueError, TypeError, KeyError, AttributeError, OverflowErro
 """What the generated writer raises on a value it does not take (then fastavro decides)."""
 
 
-@dataclass(frozen=True)
 class _ReadPlan:
-    """How to read one schema id: writer schema, and reader schema when they differ."""
+    """How to read one schema id: writer schema, and reader schema when they differ.
 
-    event_type: str
-    writer: Any
-    reader: Any | None
-    fast: Reader | None = None
-    """The generated reader (:mod:`schemas.avrocode`) when writer and reader are the same."""
-    model: Reader | None = None
-    """... and the one that builds the event model while reading (:meth:`Codec.decode_fast`)."""
-    plain: Reader | None = None
-    """... and the one that builds the plain record while reading (:meth:`Codec.decode_plain`)."""
+    Each generated reader (:mod:`schemas.avrocode`) exists only when writer and reader are the
+    same schema, and is built on its first use: a stream worker reads plain records only, and
+    building all three for each of 20 event types took ~390 ms of its first batches. Whether
+    compiled readers may serve them is decided when the plan is made (``PERSONAFLOW_NATIVE``)."""
+
+    def __init__(self, event_type: str, writer: Any, reader: Any | None) -> None:
+        self.event_type = event_type
+        self.writer = writer
+        self.reader = reader
+        self.native = native_enabled()
+
+    @cached_property
+    def fast(self) -> Reader | None:
+        """The generated reader of the plain dict."""
+        if self.reader is not None:
+            return None
+        return compile_reader(self.writer, native=self.native)
+
+    @cached_property
+    def model(self) -> Reader | None:
+        """The one that builds the event model while reading (:meth:`Codec.decode_fast`)."""
+        if self.reader is not None:
+            return None
+        return compile_reader(self.writer, event_models(self.event_type), native=self.native)
+
+    @cached_property
+    def plain(self) -> Reader | None:
+        """The one that builds the plain record while reading (:meth:`Codec.decode_plain`)."""
+        if self.reader is not None:
+            return None
+        return compile_reader(self.writer, plain_models(self.event_type), native=self.native)
 
 
 class Codec:
@@ -205,13 +226,21 @@ class Codec:
 
     def _generated(self, raw: bytes, *, plain: bool) -> Any:
         """What the generated reader of ``raw``'s schema builds (the plain record, or the
-        model), or None: no reader for that schema id yet, or it does not read ``raw``
-        cleanly (then the dict path decides the result or the error)."""
+        model), or None: the schema id is unknown or has no generated reader, or the reader
+        does not read ``raw`` cleanly (then the dict path decides the result or the error).
+        A schema id's first record makes its read plan here, so a worker reading plain
+        records never builds the dict and model readers (:class:`_ReadPlan`)."""
         if not HEADER_SIZE <= len(raw) <= self.max_payload_bytes or raw[0] != MAGIC_BYTE:
             return None
-        plan = self._plans.get(int.from_bytes(raw[1:HEADER_SIZE], "big"))
-        reader = None if plan is None else plan.plain if plain else plan.model
-        if plan is None or reader is None:
+        schema_id = int.from_bytes(raw[1:HEADER_SIZE], "big")
+        plan = self._plans.get(schema_id)
+        if plan is None:  # a schema id's first record: its plan is made here
+            try:
+                plan = self._plan(schema_id, raw)
+            except DecodeError:
+                return None  # the dict path raises it again
+        reader = plan.plain if plain else plan.model
+        if reader is None:
             return None
         event: Any  # a model or a plain record, by ``plain``
         try:
@@ -252,12 +281,7 @@ class Codec:
             raise
         reader = current_schema(writer.event_type)
         same = to_parsing_canonical_form(writer.parsed) == to_parsing_canonical_form(reader)
-        fast = compile_reader(writer.parsed) if same else None
-        model = compile_reader(writer.parsed, event_models(writer.event_type)) if same else None
-        plain = compile_reader(writer.parsed, plain_models(writer.event_type)) if same else None
-        plan = _ReadPlan(
-            writer.event_type, writer.parsed, None if same else reader, fast, model, plain
-        )
+        plan = _ReadPlan(writer.event_type, writer.parsed, None if same else reader)
         self._plans[schema_id] = plan
         return plan
 

@@ -1,9 +1,9 @@
 """Plain, read-only event records (schemas/plain.py) and the codec's decode_plain.
 
 Properties, over every contract: on valid bytes ``decode_plain`` gives, field by field with
-the same types, the model ``decode_fast`` gives (on the plain reader and on the first record
-of a schema id, which takes the dict path); on damaged bytes it gives the same typed error
-(or the same values); a plain record encodes to the model's bytes.
+the same types, the model ``decode_fast`` gives (on the plain reader, and on the dict path a
+record takes when its schema has no generated reader); on damaged bytes it gives the same
+typed error (or the same values); a plain record encodes to the model's bytes.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_decode_plain_holds_what_decode_fast_builds(event_type: str, data: Any) 
     codec = planned_codec(event_type)
     model = data.draw(model_strategy(EVENT_TYPES[event_type]))
     raw = codec.encode(model)
-    # as on the first record of a schema id: the dict path (plan without the plain reader)
+    # the dict path (a plan without the plain reader: a schema with no generated reader)
     first = planned_codec(event_type, ("fast",)).decode_plain(raw)
     again = codec.decode_plain(raw)  # then the plain reader
     reference = codec.decode_fast(raw)
