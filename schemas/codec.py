@@ -203,8 +203,8 @@ class Codec:
         """Model of wire-format bytes built without re-validation (see module docs).
 
         Read by the generated reader that builds the model directly when there is one
-        (:func:`schemas.construct.event_models`); anything it does not read cleanly (and
-        the first record of a schema id) goes through :meth:`decode_raw` and
+        (:func:`schemas.construct.event_models`); anything it does not read cleanly (or a
+        schema it does not cover) goes through :meth:`decode_raw` and
         :func:`model_from_raw`, which decide the result or the error as before."""
         raw = _as_bytes(data)
         event = self._generated(raw, plain=False)

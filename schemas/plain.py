@@ -14,8 +14,8 @@ same attribute names, so a field is declared once, in :mod:`schemas.models`:
   per read);
 - :func:`plain_models` is what the generated Avro reader builds while reading
   (:meth:`schemas.codec.Codec.decode_plain`): no dict, no pydantic instance;
-- :func:`to_plain` converts a model (JSON input at the edges, the first record of a schema
-  id), :meth:`PlainRecord.as_dict` gives the field values back (nested records as dicts),
+- :func:`to_plain` converts a model (JSON input at the edges, a record the generated reader
+  does not read), :meth:`PlainRecord.as_dict` gives the field values back (nested records as dicts),
   e.g. for encoding.
 
 Plain events are not validated: they come from bytes our Avro contracts already typed (see
