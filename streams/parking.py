@@ -41,7 +41,9 @@ class Parking:
         return bool(self._waits)
 
     def wait(self, customer: str, anonymous: str, now: float) -> None:
-        """From now on, park ``customer``'s records until the answer for ``anonymous``."""
+        """From now on, park ``customer``'s records until the answer for ``anonymous``.
+        ``now`` is a monotonic time, never below an earlier call's (:meth:`stale` relies on
+        the customers waiting being kept in the order they began to)."""
         self._waits.setdefault(customer, set()).add(anonymous)
         self._since.setdefault(customer, now)
 
@@ -83,7 +85,11 @@ class Parking:
 
     def stale(self, now: float) -> list[InRecord]:
         """Records of customers whose answer is overdue (``max_wait_s``), to go on without."""
-        late = [c for c, since in self._since.items() if now - since >= self.max_wait_s]
+        late: list[str] = []
+        for customer, since in self._since.items():  # in the order they began to wait
+            if now - since < self.max_wait_s:
+                break  # every later one began later: not overdue either
+            late.append(customer)
         out: list[InRecord] = []
         for customer in late:
             log.warning("identity merge answer overdue: %d records resumed without it",
