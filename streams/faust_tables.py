@@ -115,13 +115,14 @@ class FaustTables:
     def _acked_offsets(self) -> dict[tuple[Space, int], int]:
         """The highest changelog offset acknowledged per (table, partition) since the last
         call (the producer tracks the changelog topics only)."""
-        space_of = {name: space for space, name in self._changelogs().items()}
-        highest: dict[tuple[Space, int], int] = {}
+        highest: dict[tuple[str, int], int] = {}
+        known = highest.get
         for topic, partition, offset in self.producer.acked():
-            at = (space_of[topic], partition)
-            if offset > highest.get(at, -1):
-                highest[at] = offset
-        return highest
+            if offset > known((topic, partition), -1):
+                highest[(topic, partition)] = offset
+        space_of = {name: space for space, name in self._changelogs().items()}
+        return {(space_of[topic], partition): offset
+                for (topic, partition), offset in highest.items()}  # fmt: skip
 
     def _store(self, writes: list[Write], offsets: dict[tuple[Space, int], int]) -> None:
         """Apply ``writes`` to the local store partitions and set the persisted changelog
@@ -214,10 +215,10 @@ def _batch_type(store: Any) -> Callable[[], Any]:
 
 def _index(store: Any, writes: list[Write]) -> None:
     """Remember the partition of every key stored (Faust's key index, as its ``_set``)."""
-    index = store._key_index
+    remember = store._key_index.__setitem__  # per key: the LRU evicts as it did for _set
     for write in writes:
         if write.value is not None:
-            index[write.key.encode()] = write.source.partition
+            remember(write.key.encode(), write.source.partition)
 
 
 def _store_in_memory(store: Any, writes: list[Write], offsets: dict[int, int], topic: str) -> None:
