@@ -204,7 +204,8 @@ def _batches(store: Any, writes: list[Write], offsets: dict[int, int]) -> dict[i
 
 
 def _batch_type(store: Any) -> Callable[[], Any]:
-    """An empty write batch for ``store``'s driver (as Faust's ``apply_changelog_batch``)."""
+    """What makes an empty write batch for ``store``'s driver (as Faust's
+    ``apply_changelog_batch``; the python-rocksdb branch is not installed here, so untested)."""
     if store.use_rocksdict:
         return partial(rocksdict.WriteBatch, raw_mode=True)  # the store's dbs are raw
     from faust.stores import rocksdb as faust_rocksdb  # python-rocksdb driver
