@@ -17,9 +17,11 @@ written to a changelog ends with a one-record batch and recovery reads everythin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
+import rocksdict
 from faust.types import TP
 
 from streams import crashpoints
@@ -38,9 +40,7 @@ class FaustTables:
         self.tables: dict[Space, Any] = {"customers": customers, "identity": identity}
         self.producer = producer
         self.single_tail = single_tail
-
-    def _changelog(self, space: Space) -> str:
-        return str(self.tables[space].changelog_topic.get_topic_name())
+        self._names: dict[Space, str] | None = None
 
     def read(self, space: Space, key: str, source: InRecord) -> bytes | None:
         """The stored value of ``key`` (in ``source``'s partition), or ``None``."""
@@ -68,75 +68,99 @@ class FaustTables:
         5) let a crash in between keep a state in the local store that the changelog never
         got: the restarted worker found its inputs applied (watermarks) and never wrote it
         again, so a recovery from the changelog (another worker, an empty data dir) went back
-        to the older state."""
+        to the older state.
+
+        A RocksDB store partition gets its writes and its persisted changelog offset in one
+        ``WriteBatch`` (:meth:`_store`), so they become durable together."""
         if not writes:
             return
         if not self.producer.track:
             self.track_changelogs()
         head, tail = self._split(writes)
-        for write in head:
-            self._produce(write)
+        self._produce(head)
         crashpoints.reached("changelog-produced")
         if tail:
             await self.producer.flush()
             crashpoints.reached("changelog-head-acked")
-            for write in tail:
-                self._produce(write)
+            self._produce(tail)
         await self.producer.flush()
         crashpoints.reached("changelog-acked")
-        for write in writes:
-            self._store(write)
-        self._advance_offsets()
+        self._store(writes, self._acked_offsets())
 
     def _split(self, writes: list[Write]) -> tuple[list[Write], list[Write]]:
+        """(head, tail): with ``single_tail`` the tail is the last write of each (table,
+        partition) and the head all others, both in the order of ``writes``."""
         if not self.single_tail:
             return writes, []
         last: dict[tuple[Space, int], int] = {}
         for i, write in enumerate(writes):
             last[(write.space, write.source.partition)] = i
-        tail_at = set(last.values())
-        head = [w for i, w in enumerate(writes) if i not in tail_at]
-        tail = [w for i, w in enumerate(writes) if i in tail_at]
+        head: list[Write] = []
+        tail: list[Write] = []
+        start = 0
+        for i in sorted(last.values()):
+            head += writes[start:i]
+            tail.append(writes[i])
+            start = i + 1
+        head += writes[start:]
         return head, tail
 
-    def _produce(self, write: Write) -> None:
-        """Enqueue ``write``'s changelog record (same partition as the key's store)."""
-        key = write.key.encode()
-        self.producer.produce(self._changelog(write.space), key, write.value,
-                              write.source.partition)  # fmt: skip
+    def _produce(self, writes: list[Write]) -> None:
+        """Enqueue each write's changelog record (same partition as the key's store)."""
+        produce = self.producer.produce
+        names = self._changelogs()
+        for write in writes:
+            produce(names[write.space], write.key.encode(), write.value, write.source.partition)
 
-    def _store(self, write: Write) -> None:
-        """Apply ``write`` to the local store partition."""
-        store = self.tables[write.space].data
-        key = write.key.encode()
-        dbs = getattr(store, "_dbs", None)
-        if dbs is None:
-            if write.value is None:
-                store.data.pop(key, None)
-            else:
-                store.data[key] = write.value
-            return
-        partition = write.source.partition
-        db = store._db_for_partition(partition)
-        if write.value is None:
-            db.delete(key)
-        else:
-            db.put(key, write.value)
-            store._key_index[key] = partition
-
-    def _advance_offsets(self) -> None:
+    def _acked_offsets(self) -> dict[tuple[Space, int], int]:
+        """The highest changelog offset acknowledged per (table, partition) since the last
+        call (the producer tracks the changelog topics only)."""
         highest: dict[tuple[str, int], int] = {}
+        known = highest.get
         for topic, partition, offset in self.producer.acked():
-            if offset > highest.get((topic, partition), -1):
+            if offset > known((topic, partition), -1):
                 highest[(topic, partition)] = offset
-        by_topic = {self._changelog(space): space for space in self.tables}
-        for (topic, partition), offset in highest.items():
-            store = self.tables[by_topic[topic]].data
-            store.set_persisted_offset(TP(topic, partition), offset)
+        space_of = {name: space for space, name in self._changelogs().items()}
+        return {(space_of[topic], partition): offset
+                for (topic, partition), offset in highest.items()}  # fmt: skip
+
+    def _store(self, writes: list[Write], offsets: dict[tuple[Space, int], int]) -> None:
+        """Apply ``writes`` to the local store partitions and set the persisted changelog
+        ``offsets``.
+
+        A RocksDB store gets one ``WriteBatch`` per partition with the partition's writes
+        (in order) and its offset (the key and value of Faust's ``set_persisted_offset``).
+        Every batch is built before the first is written, so a write that cannot be batched
+        changes nothing; a batch that fails to write changes nothing of its partition."""
+        by_space: dict[Space, list[Write]] = {space: [] for space in self.tables}
+        for write in writes:
+            by_space[write.space].append(write)
+        built: list[tuple[Any, list[Write], dict[int, Any]]] = []
+        for space, table in self.tables.items():
+            store, mine = table.data, by_space[space]
+            marks = {p: offset for (s, p), offset in offsets.items() if s == space}
+            if getattr(store, "_dbs", None) is None:
+                _store_in_memory(store, mine, marks, self._changelogs()[space])
+            else:
+                built.append((store, mine, _batches(store, mine, marks)))
+        for store, mine, batches in built:
+            for partition, batch in batches.items():
+                store._db_for_partition(partition).write(batch)
+            _index(store, mine)
+
+    def _changelog(self, space: Space) -> str:
+        return str(self.tables[space].changelog_topic.get_topic_name())
+
+    def _changelogs(self) -> dict[Space, str]:
+        """The changelog topic of each table (looked up once: fixed by app id and table)."""
+        names = self._names
+        if names is None:
+            names = self._names = {space: self._changelog(space) for space in self.tables}
+        return names
 
     def track_changelogs(self) -> None:
         """Collect acknowledged changelog offsets (call once the tables are set up)."""
-        self.producer.track.update(self._changelog(space) for space in self.tables)
+        self.producer.track.update(self._changelogs().values())
 
     def items(self, space: Space, partition: int) -> Iterator[tuple[str, bytes]]:
         """Every (key, value) stored locally for ``partition`` of a table."""
@@ -153,3 +177,58 @@ class FaustTables:
 
 def _text(key: Any) -> str:
     return key.decode("utf-8", "replace") if isinstance(key, bytes | bytearray) else str(key)
+
+
+def _batches(store: Any, writes: list[Write], offsets: dict[int, int]) -> dict[int, Any]:
+    """One ``WriteBatch`` per partition of a RocksDB ``store``: its ``writes`` (a ``None``
+    value deletes the key), then its persisted changelog offset, written exactly as Faust's
+    ``Store.set_persisted_offset`` writes it."""
+    new = _batch_type(store)
+    batches: dict[int, Any] = {}
+    for write in writes:
+        partition = write.source.partition
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = new()
+        if write.value is None:
+            batch.delete(write.key.encode())
+        else:
+            batch.put(write.key.encode(), write.value)
+    offset_key = store.offset_key
+    for partition, offset in offsets.items():
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = new()
+        batch.put(offset_key, str(offset).encode())
+    return batches
+
+
+def _batch_type(store: Any) -> Callable[[], Any]:
+    """What makes an empty write batch for ``store``'s driver (as Faust's
+    ``apply_changelog_batch``; the python-rocksdb branch is not installed here, so untested)."""
+    if store.use_rocksdict:
+        return partial(rocksdict.WriteBatch, raw_mode=True)  # the store's dbs are raw
+    from faust.stores import rocksdb as faust_rocksdb  # python-rocksdb driver
+
+    writebatch: Callable[[], Any] = getattr(faust_rocksdb, "rocksdb").WriteBatch  # noqa: B009
+    return writebatch
+
+
+def _index(store: Any, writes: list[Write]) -> None:
+    """Remember the partition of every key stored (Faust's key index, as its ``_set``)."""
+    remember = store._key_index.__setitem__  # per key: the LRU evicts as it did for _set
+    for write in writes:
+        if write.value is not None:
+            remember(write.key.encode(), write.source.partition)
+
+
+def _store_in_memory(store: Any, writes: list[Write], offsets: dict[int, int], topic: str) -> None:
+    """Apply ``writes`` to a memory store (tests; not partitioned locally)."""
+    data = store.data
+    for write in writes:
+        if write.value is None:
+            data.pop(write.key.encode(), None)
+        else:
+            data[write.key.encode()] = write.value
+    for partition, offset in offsets.items():
+        store.set_persisted_offset(TP(topic, partition), offset)

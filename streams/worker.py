@@ -201,7 +201,8 @@ class StreamWorker:
         The states are serialised now, so the stored values are exactly those of the batches
         processed so far (later batches change the cached objects in place), and the inputs
         taken are exactly the ones behind them."""
-        writes = [w.materialise(self.domain.encode_state) for w in self._pending.values()]
+        encode = self.domain.encode_state  # looked up once, not per write
+        writes = [w.materialise(encode) for w in self._pending.values()]
         self._inflight, self._pending = self._pending, {}
         tokens, self._unacked = self._unacked, []
         self._persisting = asyncio.ensure_future(self._persist_writes(writes, tokens))
