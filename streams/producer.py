@@ -66,8 +66,10 @@ class BatchProducer:
 
     def _enqueue(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
                  headers: Headers | None) -> None:  # fmt: skip
-        if partition is None and not headers:  # the common case: no keyword dict to build
-            self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
+        if not headers:  # the common cases: positional (topic, value, key, partition,
+            # callback), no keyword dict to build; -1 lets the partitioner choose
+            where = -1 if partition is None else partition
+            self._producer.produce(topic, value, key, where, self._on_delivery)
             return
         kwargs: dict[str, Any] = {"on_delivery": self._on_delivery}
         if partition is not None:
