@@ -96,6 +96,8 @@ class _Lane(Generic[T]):
     last_offset: int | None = None
     last_at: float = FIRST
     """Event time of the latest record fetched (later ones are not earlier: a lower bound)."""
+    blocking: bool = False
+    """Whether the lane's topic is blocking (its records queue in offset order)."""
 
 
 class Aligner(Generic[T]):
@@ -142,7 +144,9 @@ class Aligner(Generic[T]):
         lanes = self._lanes.get(partition)
         if lanes is None:
             # a partition seen for the first time: give every blocking topic a full hold
-            lanes = self._lanes[partition] = {t: _Lane(fetched_at=now) for t in self.blocking}
+            lanes = self._lanes[partition] = {
+                t: _Lane(fetched_at=now, blocking=True) for t in self.blocking
+            }
             self._empty_since.pop(partition, None)
         return lanes
 
@@ -152,11 +156,13 @@ class Aligner(Generic[T]):
         """Buffer ``item`` (the record at ``topic``/``partition``/``offset``, event time ``at``)
         fetched at monotonic time ``now``, in the caller's arrival batch number ``seq``
         (non-decreasing; used with :attr:`current`)."""
-        lanes = self._partition(partition, now)
+        lanes = self._lanes.get(partition)
+        if lanes is None:
+            lanes = self._partition(partition, now)
         lane = lanes.get(topic)
         if lane is None:
-            lane = lanes[topic] = _Lane()
-        if topic in self.blocking:
+            lane = lanes[topic] = _Lane(blocking=topic in self.blocking)
+        if lane.blocking:
             lane.items.append((at, topic, offset, seq, item))
         else:  # internal records from several senders: merged by time, not queued behind
             insort(lane.items, (at, topic, offset, seq, item), key=_key)  # a later one
@@ -245,38 +251,51 @@ class Aligner(Generic[T]):
         out: list[tuple[float, T]] = []
         cap = most or sys.maxsize
         for partition, lanes in self._lanes.items():
-            before = -1
-            while len(out) != before and len(out) < cap:  # an emptied idle lane may unblock
-                before = len(out)
-                limit = self._limit(partition, lanes, now, caught_up)
+            covered: dict[str, int] = {}
+            while len(out) < cap:
+                limit = self._limit(partition, lanes, now, caught_up, covered)
                 if limit is None:
                     break
-                self._drain(lanes, limit[0], limit[1], out, cap)
+                # the limit changes only when a blocking lane emptied (an emptied idle lane
+                # may unblock); otherwise the drain stopped where the same limit stops it
+                if not self._drain(lanes, limit[0], limit[1], out, cap):
+                    break
         self._size -= len(out)
         return out
 
     def _limit(
-        self, partition: int, lanes: dict[str, _Lane[T]], now: float, caught_up: CaughtUp | None
-    ) -> tuple[tuple[float, str, int], int] | None:
-        """The highest key that may be released and the highest arrival sequence of the
-        records that may (``None``: nothing may go)."""
-        limit: tuple[float, str, int] = (float("inf"), "", 0)
+        self,
+        partition: int,
+        lanes: dict[str, _Lane[T]],
+        now: float,
+        caught_up: CaughtUp | None,
+        covered: dict[str, int],
+    ) -> tuple[tuple[float, str, int, float], int] | None:
+        """The highest key that may be released, as ``(time, topic, offset, inf)`` (a
+        buffered entry is below it exactly when its key is at or below the key), and the
+        highest arrival sequence of the records that may (``None``: nothing may go).
+        ``covered`` keeps :meth:`_covered` of the empty lanes during one release (nothing
+        it depends on changes meanwhile)."""
+        limit: tuple[float, str, int, float] = (math.inf, "", 0, math.inf)
         arrived = MAX_SEQ
         for topic in self.blocking:
             lane = lanes[topic]
-            if lane.items:
-                at, _, offset, _, _ = lane.items[-1]
-                key = (at, topic, offset)
+            items = lane.items
+            if items:
+                last = items[-1]
+                key = (last[0], topic, last[2], math.inf)
                 if key < limit:
                     limit = key
                 continue
-            covered = self._covered(topic, partition, lane, now, caught_up)
-            if covered < 0:
+            seen = covered.get(topic)
+            if seen is None:
+                seen = covered[topic] = self._covered(topic, partition, lane, now, caught_up)
+            if seen < 0:
                 return None
-            if covered < arrived:
-                arrived = covered
+            if seen < arrived:
+                arrived = seen
         if self.peers > 1:
-            cap = (self._cap(partition, now), "\U0010ffff", sys.maxsize)
+            cap = (self._cap(partition, now), "\U0010ffff", sys.maxsize, math.inf)
             if cap < limit:
                 limit = cap
         return limit, arrived
@@ -323,26 +342,54 @@ class Aligner(Generic[T]):
     @staticmethod
     def _drain(
         lanes: dict[str, _Lane[T]],
-        limit: tuple[float, str, int],
+        limit: tuple[float, str, int, float],
         arrived: int,
         out: list[tuple[float, T]],
         cap: int,
-    ) -> None:
-        heads = [(lane.items[0][:3], topic) for topic, lane in lanes.items() if lane.items]
+    ) -> bool:
+        """Move the records at or below ``limit`` (see :meth:`_limit`) to ``out`` in key
+        order, until one arrived after ``arrived`` or ``out`` holds ``cap``; whether a
+        blocking lane was emptied. The heads are the entries themselves: entries of
+        different lanes differ by topic, so they compare by key alone."""
+        heads = [lane.items[0] for lane in lanes.values() if lane.items]
+        if len(heads) == 1:  # one lane to take from (few topics per partition): no heap
+            lane = lanes[heads[0][1]]
+            return Aligner._drain_lane(lane.items, limit, arrived, out, cap) and lane.blocking
         heapq.heapify(heads)
+        emptied = False
         while heads and len(out) < cap:
-            key, topic = heads[0]
-            if key > limit:
-                return
-            items = lanes[topic].items
-            if items[0][3] > arrived:  # a lane may still get an earlier record
-                return
-            at, _, _, _, item = items.popleft()
-            out.append((at, item))
+            head = heads[0]
+            if not head < limit or head[3] > arrived:  # a lane may still get an earlier one
+                break
+            lane = lanes[head[1]]
+            items = lane.items
+            items.popleft()
+            out.append((head[0], head[4]))
             if items:
-                heapq.heapreplace(heads, (items[0][:3], topic))
+                heapq.heapreplace(heads, items[0])
             else:
                 heapq.heappop(heads)
+                emptied = emptied or lane.blocking
+        return emptied
+
+    @staticmethod
+    def _drain_lane(
+        items: deque[tuple[float, str, int, int, T]],
+        limit: tuple[float, str, int, float],
+        arrived: int,
+        out: list[tuple[float, T]],
+        cap: int,
+    ) -> bool:
+        """:meth:`_drain` of a single lane (``items`` not empty); whether it was emptied."""
+        while len(out) < cap:
+            head = items[0]
+            if not head < limit or head[3] > arrived:
+                return False
+            items.popleft()
+            out.append((head[0], head[4]))
+            if not items:
+                return True
+        return False
 
     def drop(self, keep: Callable[[str, int], bool]) -> list[T]:
         """Remove the buffered records of every (topic, partition) not kept; returns them."""
