@@ -251,15 +251,12 @@ class Aligner(Generic[T]):
         out: list[tuple[float, T]] = []
         cap = most or sys.maxsize
         for partition, lanes in self._lanes.items():
+            if len(out) >= cap:
+                break
             covered: dict[str, int] = {}
-            while len(out) < cap:
-                limit = self._limit(partition, lanes, now, caught_up, covered)
-                if limit is None:
-                    break
-                # the limit changes only when a blocking lane emptied (an emptied idle lane
-                # may unblock); otherwise the drain stopped where the same limit stops it
-                if not self._drain(lanes, limit[0], limit[1], out, cap):
-                    break
+            limit = self._limit(partition, lanes, now, caught_up, covered)
+            if limit is not None:
+                self._drain(partition, lanes, limit, out, cap, (now, caught_up, covered))
         self._size -= len(out)
         return out
 
@@ -339,38 +336,49 @@ class Aligner(Generic[T]):
                 return False
         return True
 
-    @staticmethod
     def _drain(
+        self,
+        partition: int,
         lanes: dict[str, _Lane[T]],
-        limit: tuple[float, str, int, float],
-        arrived: int,
+        limit: tuple[tuple[float, str, int, float], int],
         out: list[tuple[float, T]],
         cap: int,
-    ) -> bool:
-        """Move the records at or below ``limit`` (see :meth:`_limit`) to ``out`` in key
-        order, until one arrived after ``arrived`` or ``out`` holds ``cap``; whether a
-        blocking lane was emptied. The heads are the entries themselves: entries of
-        different lanes differ by topic, so they compare by key alone."""
+        asked: tuple[float, CaughtUp | None, dict[str, int]],
+    ) -> None:
+        """Move ``partition``'s records that may go to ``out`` in key order (see
+        :meth:`_limit`), until one arrived too late or ``out`` holds ``cap``. When that
+        emptied a blocking lane (an emptied idle lane may unblock), the limit is computed
+        again and the drain goes on (it changes only then: otherwise the same limit stops
+        it at the same record). The heads are the entries themselves (entries of different
+        lanes differ by topic, so they compare by key alone), heaped once per release."""
         heads = [lane.items[0] for lane in lanes.values() if lane.items]
         if len(heads) == 1:  # one lane to take from (few topics per partition): no heap
-            lane = lanes[heads[0][1]]
-            return Aligner._drain_lane(lane.items, limit, arrived, out, cap) and lane.blocking
+            self._drain_lane(lanes[heads[0][1]].items, limit[0], limit[1], out, cap)
+            return
         heapq.heapify(heads)
-        emptied = False
-        while heads and len(out) < cap:
-            head = heads[0]
-            if not head < limit or head[3] > arrived:  # a lane may still get an earlier one
-                break
-            lane = lanes[head[1]]
-            items = lane.items
-            items.popleft()
-            out.append((head[0], head[4]))
-            if items:
-                heapq.heapreplace(heads, items[0])
-            else:
-                heapq.heappop(heads)
-                emptied = emptied or lane.blocking
-        return emptied
+        bar, arrived = limit
+        while heads:
+            emptied = False
+            while heads and len(out) < cap:
+                head = heads[0]
+                if not head < bar or head[3] > arrived:  # a lane may still get an earlier one
+                    break
+                lane = lanes[head[1]]
+                items = lane.items
+                items.popleft()
+                out.append((head[0], head[4]))
+                if items:
+                    heapq.heapreplace(heads, items[0])
+                else:
+                    heapq.heappop(heads)
+                    emptied = emptied or lane.blocking
+            if not emptied or not heads or len(out) >= cap:
+                return
+            now, caught_up, covered = asked
+            again = self._limit(partition, lanes, now, caught_up, covered)
+            if again is None:
+                return
+            bar, arrived = again
 
     @staticmethod
     def _drain_lane(
@@ -379,17 +387,15 @@ class Aligner(Generic[T]):
         arrived: int,
         out: list[tuple[float, T]],
         cap: int,
-    ) -> bool:
-        """:meth:`_drain` of a single lane (``items`` not empty); whether it was emptied."""
-        while len(out) < cap:
+    ) -> None:
+        """:meth:`_drain` of a single lane (``items`` not empty): once it is empty, nothing
+        of the partition is left to release."""
+        while items and len(out) < cap:
             head = items[0]
             if not head < limit or head[3] > arrived:
-                return False
+                return
             items.popleft()
             out.append((head[0], head[4]))
-            if not items:
-                return True
-        return False
 
     def drop(self, keep: Callable[[str, int], bool]) -> list[T]:
         """Remove the buffered records of every (topic, partition) not kept; returns them."""
