@@ -90,6 +90,8 @@ def _key(entry: tuple[float, str, int, int, object]) -> tuple[float, str, int]:
 
 _SEQ = itemgetter(3)
 """The arrival sequence of a buffered entry."""
+_KEY = itemgetter(0, 1, 2)
+"""The key of a buffered entry (as :func:`_key`, in C)."""
 
 
 @dataclass(slots=True)
@@ -104,9 +106,10 @@ class _Lane(Generic[T]):
     """Event time of the latest record fetched (later ones are not earlier: a lower bound)."""
     blocking: bool = False
     """Whether the lane's topic is blocking (its records queue in offset order)."""
-    ordered: bool = False
-    """Whether the items are in key order (a blocking lane whose records came in time
-    order since it was last empty): then it is released by a sort, not through a heap."""
+    ordered: bool = True
+    """Whether the items are in key order (a non-blocking lane always is; a blocking one
+    when its records came in time order since it was last empty): then it is released by
+    a sort, not through a heap."""
 
 
 class Aligner(Generic[T]):
@@ -154,7 +157,7 @@ class Aligner(Generic[T]):
         if lanes is None:
             # a partition seen for the first time: give every blocking topic a full hold
             lanes = self._lanes[partition] = {
-                t: _Lane(fetched_at=now, blocking=True, ordered=True) for t in self.blocking
+                t: _Lane(fetched_at=now, blocking=True) for t in self.blocking
             }
             self._empty_since.pop(partition, None)
         return lanes
@@ -390,9 +393,11 @@ class Aligner(Generic[T]):
         the merge of the lanes up to ``bar`` is then the sorted union of their prefixes up
         to it (keys differ: by topic across lanes, by offset within one). Whether a lane
         was emptied; None, with nothing moved, when a lane is not in key order or the drain
-        would stop before the end (a record arrived after ``arrived``, or ``cap``)."""
+        would stop before the end (a record arrived after ``arrived``, or ``cap``). Equal
+        keys (internal records handled in process) stay in their lane's order."""
         taken: list[tuple[float, str, int, int, T]] = []
         counts: list[tuple[_Lane[T], int]] = []
+        internal = False
         for lane in lanes.values():
             items = lane.items
             if not items:
@@ -407,17 +412,18 @@ class Aligner(Generic[T]):
                 taken += islice(items, count)
             if count:
                 counts.append((lane, count))
+                internal = internal or not lane.blocking
         if len(taken) > cap - len(out):
             return None
         if arrived < MAX_SEQ and taken and max(map(_SEQ, taken)) > arrived:
             return None
-        taken.sort()
+        taken.sort(key=_KEY if internal else None)
         out += [(entry[0], entry[4]) for entry in taken]
         emptied = False
         for lane, count in counts:
             if count == len(lane.items):
                 lane.items.clear()
-                emptied = True  # an ordered lane is a blocking one
+                emptied = emptied or lane.blocking
             else:
                 lane.items = deque(islice(lane.items, count, None))
         return emptied
@@ -454,8 +460,8 @@ class Aligner(Generic[T]):
                     heapq.heapreplace(heads, items[0])
                 else:
                     heapq.heappop(heads)
-                    if lane.blocking:
-                        emptied = lane.ordered = True
+                    lane.ordered = True
+                    emptied = emptied or lane.blocking
             if not emptied or not heads or len(out) >= cap:
                 return
             now, caught_up, covered = asked
@@ -482,7 +488,7 @@ class Aligner(Generic[T]):
             items.popleft()
             out.append((head[0], head[4]))
             if not items:
-                lane.ordered = lane.blocking
+                lane.ordered = True
                 return
 
     def drop(self, keep: Callable[[str, int], bool]) -> list[T]:

@@ -224,3 +224,15 @@ def test_lanes_in_key_order_are_merged_and_a_late_record_keeps_the_order() -> No
     aligner.add("cart", 0, 3, 7.5, "cart-3", now=0.5)
     assert aligner._lanes[0]["site"].ordered  # emptied: in key order again
     assert aligner.release(1.0) == [(7.5, "cart-3"), (8.0, "site-6")]
+
+
+def test_internal_records_with_equal_keys_go_in_their_lanes_order() -> None:
+    """Records handled in process share an offset (streams.records.LOCAL): with equal times
+    they go in the order they were buffered, whichever path releases them."""
+    aligner: Aligner[str] = Aligner(("site",), HOLD)
+    aligner.add("site", 0, 0, 1.0, "site-0", now=0.0, seq=1)
+    aligner.add(OTHER, 0, -1, 2.0, "second-by-name", now=0.0, seq=1)
+    aligner.add(OTHER, 0, -1, 2.0, "first-by-name", now=0.0, seq=1)
+    aligner.add("site", 0, 1, 3.0, "site-1", now=0.0, seq=1)
+    assert aligner.release(0.0) == [(1.0, "site-0"), (2.0, "second-by-name"),
+                                    (2.0, "first-by-name"), (3.0, "site-1")]  # fmt: skip
