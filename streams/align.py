@@ -39,12 +39,10 @@ import heapq
 import logging
 import math
 import sys
-from bisect import bisect_left, insort
+from bisect import insort
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import islice
-from operator import itemgetter
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -88,12 +86,6 @@ def _key(entry: tuple[float, str, int, int, object]) -> tuple[float, str, int]:
     return entry[0], entry[1], entry[2]
 
 
-_SEQ = itemgetter(3)
-"""The arrival sequence of a buffered entry."""
-_KEY = itemgetter(0, 1, 2)
-"""The key of a buffered entry (as :func:`_key`, in C)."""
-
-
 @dataclass(slots=True)
 class _Lane(Generic[T]):
     """The buffered records of one (topic, partition), in offset order."""
@@ -106,10 +98,6 @@ class _Lane(Generic[T]):
     """Event time of the latest record fetched (later ones are not earlier: a lower bound)."""
     blocking: bool = False
     """Whether the lane's topic is blocking (its records queue in offset order)."""
-    ordered: bool = True
-    """Whether the items are in key order (a non-blocking lane always is; a blocking one
-    when its records came in time order since it was last empty): then it is released by
-    a sort, not through a heap."""
 
 
 class Aligner(Generic[T]):
@@ -175,12 +163,7 @@ class Aligner(Generic[T]):
         if lane is None:
             lane = lanes[topic] = _Lane(blocking=topic in self.blocking)
         if lane.blocking:
-            items = lane.items
-            if items and lane.ordered:
-                last = items[-1]
-                if at < last[0] or (at == last[0] and offset <= last[2]):
-                    lane.ordered = False  # until it is empty again
-            items.append((at, topic, offset, seq, item))
+            lane.items.append((at, topic, offset, seq, item))
         else:  # internal records from several senders: merged by time, not queued behind
             insort(lane.items, (at, topic, offset, seq, item), key=_key)  # a later one
         lane.fetched_at = now
@@ -366,83 +349,11 @@ class Aligner(Generic[T]):
         :meth:`_limit`), until one arrived too late or ``out`` holds ``cap``. When that
         emptied a blocking lane (an emptied idle lane may unblock), the limit is computed
         again and the drain goes on (it changes only then: otherwise the same limit stops
-        it at the same record)."""
-        bar, arrived = limit
-        while True:
-            emptied = self._drain_sorted(lanes, bar, arrived, out, cap)
-            if emptied is None:  # not every lane in key order, or the drain stops inside
-                self._drain_heap(partition, lanes, (bar, arrived), out, cap, asked)
-                return
-            if not emptied or len(out) >= cap:
-                return
-            now, caught_up, covered = asked
-            again = self._limit(partition, lanes, now, caught_up, covered)
-            if again is None:
-                return
-            bar, arrived = again
-
-    @staticmethod
-    def _drain_sorted(
-        lanes: dict[str, _Lane[T]],
-        bar: tuple[float, str, int, float],
-        arrived: int,
-        out: list[tuple[float, T]],
-        cap: int,
-    ) -> bool | None:
-        """:meth:`_drain` for one limit when every lane holding records is in key order:
-        the merge of the lanes up to ``bar`` is then the sorted union of their prefixes up
-        to it (keys differ: by topic across lanes, by offset within one). Whether a lane
-        was emptied; None, with nothing moved, when a lane is not in key order or the drain
-        would stop before the end (a record arrived after ``arrived``, or ``cap``). Equal
-        keys (internal records handled in process) stay in their lane's order."""
-        taken: list[tuple[float, str, int, int, T]] = []
-        counts: list[tuple[_Lane[T], int]] = []
-        internal = False
-        for lane in lanes.values():
-            items = lane.items
-            if not items:
-                continue
-            if not lane.ordered:
-                return None
-            if items[-1] < bar:
-                count = len(items)
-                taken += items
-            else:
-                count = bisect_left(items, bar)
-                taken += islice(items, count)
-            if count:
-                counts.append((lane, count))
-                internal = internal or not lane.blocking
-        if len(taken) > cap - len(out):
-            return None
-        if arrived < MAX_SEQ and taken and max(map(_SEQ, taken)) > arrived:
-            return None
-        taken.sort(key=_KEY if internal else None)
-        out += [(entry[0], entry[4]) for entry in taken]
-        emptied = False
-        for lane, count in counts:
-            if count == len(lane.items):
-                lane.items.clear()
-                emptied = emptied or lane.blocking
-            else:
-                lane.items = deque(islice(lane.items, count, None))
-        return emptied
-
-    def _drain_heap(
-        self,
-        partition: int,
-        lanes: dict[str, _Lane[T]],
-        limit: tuple[tuple[float, str, int, float], int],
-        out: list[tuple[float, T]],
-        cap: int,
-        asked: tuple[float, CaughtUp | None, dict[str, int]],
-    ) -> None:
-        """:meth:`_drain` through a heap of the lanes' heads: the heads are the entries
-        themselves (entries of different lanes differ by topic, so they compare by key
-        alone), heaped once per release."""
+        it at the same record). The heads are the entries themselves (entries of different
+        lanes differ by topic, so they compare by key alone), heaped once per release."""
         heads = [lane.items[0] for lane in lanes.values() if lane.items]
         if len(heads) == 1:  # one lane to take from (few topics per partition): no heap
-            self._drain_lane(lanes[heads[0][1]], limit[0], limit[1], out, cap)
+            self._drain_lane(lanes[heads[0][1]].items, limit[0], limit[1], out, cap)
             return
         heapq.heapify(heads)
         bar, arrived = limit
@@ -460,7 +371,6 @@ class Aligner(Generic[T]):
                     heapq.heapreplace(heads, items[0])
                 else:
                     heapq.heappop(heads)
-                    lane.ordered = True
                     emptied = emptied or lane.blocking
             if not emptied or not heads or len(out) >= cap:
                 return
@@ -472,24 +382,20 @@ class Aligner(Generic[T]):
 
     @staticmethod
     def _drain_lane(
-        lane: _Lane[T],
+        items: deque[tuple[float, str, int, int, T]],
         limit: tuple[float, str, int, float],
         arrived: int,
         out: list[tuple[float, T]],
         cap: int,
     ) -> None:
-        """:meth:`_drain` of a single lane (not empty): once it is empty, nothing of the
-        partition is left to release."""
-        items = lane.items
-        while len(out) < cap:
+        """:meth:`_drain` of a single lane (``items`` not empty): once it is empty, nothing
+        of the partition is left to release."""
+        while items and len(out) < cap:
             head = items[0]
             if not head < limit or head[3] > arrived:
                 return
             items.popleft()
             out.append((head[0], head[4]))
-            if not items:
-                lane.ordered = True
-                return
 
     def drop(self, keep: Callable[[str, int], bool]) -> list[T]:
         """Remove the buffered records of every (topic, partition) not kept; returns them."""
