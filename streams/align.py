@@ -96,6 +96,8 @@ class _Lane(Generic[T]):
     last_offset: int | None = None
     last_at: float = FIRST
     """Event time of the latest record fetched (later ones are not earlier: a lower bound)."""
+    blocking: bool = False
+    """Whether the lane's topic is blocking (its records queue in offset order)."""
 
 
 class Aligner(Generic[T]):
@@ -142,7 +144,9 @@ class Aligner(Generic[T]):
         lanes = self._lanes.get(partition)
         if lanes is None:
             # a partition seen for the first time: give every blocking topic a full hold
-            lanes = self._lanes[partition] = {t: _Lane(fetched_at=now) for t in self.blocking}
+            lanes = self._lanes[partition] = {
+                t: _Lane(fetched_at=now, blocking=True) for t in self.blocking
+            }
             self._empty_since.pop(partition, None)
         return lanes
 
@@ -152,11 +156,13 @@ class Aligner(Generic[T]):
         """Buffer ``item`` (the record at ``topic``/``partition``/``offset``, event time ``at``)
         fetched at monotonic time ``now``, in the caller's arrival batch number ``seq``
         (non-decreasing; used with :attr:`current`)."""
-        lanes = self._partition(partition, now)
+        lanes = self._lanes.get(partition)
+        if lanes is None:
+            lanes = self._partition(partition, now)
         lane = lanes.get(topic)
         if lane is None:
-            lane = lanes[topic] = _Lane()
-        if topic in self.blocking:
+            lane = lanes[topic] = _Lane(blocking=topic in self.blocking)
+        if lane.blocking:
             lane.items.append((at, topic, offset, seq, item))
         else:  # internal records from several senders: merged by time, not queued behind
             insort(lane.items, (at, topic, offset, seq, item), key=_key)  # a later one
@@ -245,38 +251,48 @@ class Aligner(Generic[T]):
         out: list[tuple[float, T]] = []
         cap = most or sys.maxsize
         for partition, lanes in self._lanes.items():
-            before = -1
-            while len(out) != before and len(out) < cap:  # an emptied idle lane may unblock
-                before = len(out)
-                limit = self._limit(partition, lanes, now, caught_up)
-                if limit is None:
-                    break
-                self._drain(lanes, limit[0], limit[1], out, cap)
+            if len(out) >= cap:
+                break
+            covered: dict[str, int] = {}
+            limit = self._limit(partition, lanes, now, caught_up, covered)
+            if limit is not None:
+                self._drain(partition, lanes, limit, out, cap, (now, caught_up, covered))
         self._size -= len(out)
         return out
 
     def _limit(
-        self, partition: int, lanes: dict[str, _Lane[T]], now: float, caught_up: CaughtUp | None
-    ) -> tuple[tuple[float, str, int], int] | None:
-        """The highest key that may be released and the highest arrival sequence of the
-        records that may (``None``: nothing may go)."""
-        limit: tuple[float, str, int] = (float("inf"), "", 0)
+        self,
+        partition: int,
+        lanes: dict[str, _Lane[T]],
+        now: float,
+        caught_up: CaughtUp | None,
+        covered: dict[str, int],
+    ) -> tuple[tuple[float, str, int, float], int] | None:
+        """The highest key that may be released, as ``(time, topic, offset, inf)`` (a
+        buffered entry is below it exactly when its key is at or below the key), and the
+        highest arrival sequence of the records that may (``None``: nothing may go).
+        ``covered`` keeps :meth:`_covered` of the empty lanes during one release (nothing
+        it depends on changes meanwhile)."""
+        limit: tuple[float, str, int, float] = (math.inf, "", 0, math.inf)
         arrived = MAX_SEQ
         for topic in self.blocking:
             lane = lanes[topic]
-            if lane.items:
-                at, _, offset, _, _ = lane.items[-1]
-                key = (at, topic, offset)
+            items = lane.items
+            if items:
+                last = items[-1]
+                key = (last[0], topic, last[2], math.inf)
                 if key < limit:
                     limit = key
                 continue
-            covered = self._covered(topic, partition, lane, now, caught_up)
-            if covered < 0:
+            seen = covered.get(topic)
+            if seen is None:
+                seen = covered[topic] = self._covered(topic, partition, lane, now, caught_up)
+            if seen < 0:
                 return None
-            if covered < arrived:
-                arrived = covered
+            if seen < arrived:
+                arrived = seen
         if self.peers > 1:
-            cap = (self._cap(partition, now), "\U0010ffff", sys.maxsize)
+            cap = (self._cap(partition, now), "\U0010ffff", sys.maxsize, math.inf)
             if cap < limit:
                 limit = cap
         return limit, arrived
@@ -320,29 +336,66 @@ class Aligner(Generic[T]):
                 return False
         return True
 
-    @staticmethod
     def _drain(
+        self,
+        partition: int,
         lanes: dict[str, _Lane[T]],
-        limit: tuple[float, str, int],
+        limit: tuple[tuple[float, str, int, float], int],
+        out: list[tuple[float, T]],
+        cap: int,
+        asked: tuple[float, CaughtUp | None, dict[str, int]],
+    ) -> None:
+        """Move ``partition``'s records that may go to ``out`` in key order (see
+        :meth:`_limit`), until one arrived too late or ``out`` holds ``cap``. When that
+        emptied a blocking lane (an emptied idle lane may unblock), the limit is computed
+        again and the drain goes on (it changes only then: otherwise the same limit stops
+        it at the same record). The heads are the entries themselves (entries of different
+        lanes differ by topic, so they compare by key alone), heaped once per release."""
+        heads = [lane.items[0] for lane in lanes.values() if lane.items]
+        if len(heads) == 1:  # one lane to take from (few topics per partition): no heap
+            self._drain_lane(lanes[heads[0][1]].items, limit[0], limit[1], out, cap)
+            return
+        heapq.heapify(heads)
+        bar, arrived = limit
+        while heads:
+            emptied = False
+            while heads and len(out) < cap:
+                head = heads[0]
+                if not head < bar or head[3] > arrived:  # a lane may still get an earlier one
+                    break
+                lane = lanes[head[1]]
+                items = lane.items
+                items.popleft()
+                out.append((head[0], head[4]))
+                if items:
+                    heapq.heapreplace(heads, items[0])
+                else:
+                    heapq.heappop(heads)
+                    emptied = emptied or lane.blocking
+            if not emptied or not heads or len(out) >= cap:
+                return
+            now, caught_up, covered = asked
+            again = self._limit(partition, lanes, now, caught_up, covered)
+            if again is None:
+                return
+            bar, arrived = again
+
+    @staticmethod
+    def _drain_lane(
+        items: deque[tuple[float, str, int, int, T]],
+        limit: tuple[float, str, int, float],
         arrived: int,
         out: list[tuple[float, T]],
         cap: int,
     ) -> None:
-        heads = [(lane.items[0][:3], topic) for topic, lane in lanes.items() if lane.items]
-        heapq.heapify(heads)
-        while heads and len(out) < cap:
-            key, topic = heads[0]
-            if key > limit:
+        """:meth:`_drain` of a single lane (``items`` not empty): once it is empty, nothing
+        of the partition is left to release."""
+        while items and len(out) < cap:
+            head = items[0]
+            if not head < limit or head[3] > arrived:
                 return
-            items = lanes[topic].items
-            if items[0][3] > arrived:  # a lane may still get an earlier record
-                return
-            at, _, _, _, item = items.popleft()
-            out.append((at, item))
-            if items:
-                heapq.heapreplace(heads, (items[0][:3], topic))
-            else:
-                heapq.heappop(heads)
+            items.popleft()
+            out.append((head[0], head[4]))
 
     def drop(self, keep: Callable[[str, int], bool]) -> list[T]:
         """Remove the buffered records of every (topic, partition) not kept; returns them."""

@@ -43,7 +43,9 @@ class TopicNames:
         return self.full(DLQ_EVENTS.name)
 
     @cached_property
-    def _roles(self) -> dict[str, str]:
+    def roles(self) -> dict[str, str]:
+        """The role of every topic that is not an input (per record: ``roles.get(topic,
+        "input")`` is :meth:`role` without the call)."""
         return {self.ticks: "ticks", self.rekeyed: "rekeyed"}
 
     def catalogue_name(self, topic: str) -> str:
@@ -52,4 +54,4 @@ class TopicNames:
 
     def role(self, topic: str) -> str:
         """``ticks``, ``rekeyed`` or ``input`` (per record: a dict lookup)."""
-        return self._roles.get(topic, "input")
+        return self.roles.get(topic, "input")

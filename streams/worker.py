@@ -68,6 +68,8 @@ class StreamWorker:
         self.clock = clock
         self.tables = tables
         self.topics = TopicNames(settings.topic_prefix)
+        self._roles = self.topics.roles
+        """The role of every topic that is not an input (see :meth:`TopicNames.role`)."""
         self._pending: dict[tuple[str, str], Any] = {}
         """Table writes of processed batches not persisted yet (latest per key)."""
         self._inflight: dict[tuple[str, str], Any] = {}
@@ -257,9 +259,11 @@ class StreamWorker:
         now = time.monotonic() - self._busy_s
         add, timed, rekeyed = aligner.add, self._timed, self.topics.rekeyed
         seq = self._arrival() if events else 0
+        peers = aligner.peers > 1
         for event in events:
             record, at = timed(event)
-            if record.topic == rekeyed:
+            topic = record.topic
+            if topic == rekeyed:
                 if (KIND, BOUND) in record.headers:
                     self._bound(record, now)
                     continue
@@ -269,11 +273,11 @@ class StreamWorker:
                     sent = record.header(SENT)
                     if sent:
                         self._sent.pop(sent.encode(), None)
-            elif aligner.peers > 1 and record.event is not None:
+            elif peers and record.event is not None:
                 flag = self._may_send(record)
                 if flag:
-                    self._sends[(record.topic, record.partition, record.offset)] = flag
-            add(record.topic, record.partition, record.offset, at, record, now, seq)
+                    self._sends[(topic, record.partition, record.offset)] = flag
+            add(topic, record.partition, record.offset, at, record, now, seq)
         if not len(aligner):
             self.more = False  # nothing held: the intake waits for the next fetch
             return []
@@ -286,12 +290,14 @@ class StreamWorker:
         most = self.settings.batch_max_events
         released = aligner.release(now, self._caught_up, most)
         self.more = len(released) >= most  # more may go at once: the intake calls again
-        for at, record in released:
-            if sends:
+        if sends:
+            for _, record in released:
                 sends.pop((record.topic, record.partition, record.offset), None)
-            if at > clocks.get(record.partition, FIRST):
-                clocks[record.partition] = at
-                moved[record.partition] = record
+        for at, record in released:
+            partition = record.partition
+            if at > clocks.get(partition, FIRST):
+                clocks[partition] = at
+                moved[partition] = record
             out.append(record)
         return out
 
@@ -438,9 +444,9 @@ class StreamWorker:
         at once and the processor handles it). An alias request goes at the time of the
         Identify behind it, after the anonymous id's earlier events."""
         message = getattr(event, "message", event)
-        topic, value = message.topic, message.value
-        headers = _headers(message)
-        role = self.topics.role(topic)
+        topic, value, headers = message.topic, message.value, message.headers
+        headers = _header_pairs(headers) if headers else ()  # most inputs have none
+        role = self._roles.get(topic, "input")
         decoded, at = None, FIRST
         if role == "input" or (role == "rekeyed" and (KIND, b"event") in headers):
             try:
@@ -837,11 +843,14 @@ def _in_time_order(records: list[InRecord]) -> list[InRecord]:
 
 def _headers(message: Any) -> tuple[tuple[str, bytes], ...]:
     headers = message.headers
-    if not headers:
-        return ()
+    return _header_pairs(headers) if headers else ()
+
+
+def _header_pairs(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """A message's headers (not empty: a list of pairs or a dict) as a tuple of pairs."""
     if isinstance(headers, dict):
         headers = headers.items()
-    return tuple((str(k), bytes(v)) for k, v in headers)
+    return tuple([(str(k), bytes(v)) for k, v in headers])
 
 
 def _record(event: Any) -> InRecord:
