@@ -27,6 +27,9 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from aiokafka.structs import TopicPartition
+from faust.types import TP
+
 from schemas.errors import DecodeError
 from schemas.plain import linked_anonymous_id
 from streams import crashpoints, metrics, wire
@@ -464,8 +467,6 @@ class StreamWorker:
         """Whether the broker reported no record after ``last_offset`` (after the committed
         offset when nothing was fetched yet). False while no watermark is known: the
         aligner's ``max_hold_s`` bounds that wait."""
-        from faust.types import TP
-
         tp = TP(topic, partition)
         consumer = self.app.consumer
         try:
@@ -824,8 +825,6 @@ def _tp_of(token: Any) -> tuple[str, int]:
 
 
 def _tp(topic: str, partition: int) -> Any:
-    from aiokafka.structs import TopicPartition
-
     return TopicPartition(topic, partition)
 
 
