@@ -14,10 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
+
 from schemas.construct import _REQUIRED, _check_length, _field_spec
 
 _new = object.__new__
-_setattr = object.__setattr__
+_set_dict, _set_fields_set, _set_extra, _set_private = (
+    vars(BaseModel)[slot].__set__
+    for slot in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__",
+                 "__pydantic_private__"))
+"""The setters of a model's four slots: what ``object.__setattr__(obj, slot, value)`` ends
+in, without its generic attribute lookup (schemas.construct builds with the same four)."""
 
 Passed = tuple[str, int, int, int]
 """(field name, index in the caller's values, shortest and longest allowed string; -1: no
@@ -65,8 +72,8 @@ class Layout:
         for name, factory in self.factories:
             fields[name] = factory()
         obj = _new(cls)
-        _setattr(obj, "__dict__", fields)
-        _setattr(obj, "__pydantic_fields_set__", set(self.names))
-        _setattr(obj, "__pydantic_extra__", None)
-        _setattr(obj, "__pydantic_private__", None)
+        _set_dict(obj, fields)
+        _set_fields_set(obj, set(self.names))
+        _set_extra(obj, None)
+        _set_private(obj, None)
         return obj

@@ -27,7 +27,7 @@ Trigger ids are ``blake2b(customer, rule, episode, step)``: re-emitting gives th
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from processors.deadlines import Fired, schedule, still_valid
 from processors.facts import Ctx
@@ -36,7 +36,7 @@ from processors.policy import WEEK, assign_variant, budget_check, in_holdout, ne
 from processors.records import Layout
 from processors.ruleset import RuleSet, TriggerRule, _matches
 from processors.scoring import rfm, rfm_segment, top_categories
-from processors.state import CustomerState, Deadline, Sent
+from processors.state import CustomerState, Deadline, Item, Sent, View
 from schemas.models import PersonaTransition, Product, Trigger
 
 _TRIGGER = Layout(Trigger, (
@@ -244,9 +244,10 @@ class TriggerRules:
         return trigger
 
 
-def _product(item: Any) -> Product:
-    product: Product = _PRODUCT.build((item.product_id, item.name, item.category,
-                                       float(item.price), int(getattr(item, "quantity", 1))))
+def _product(item: View | Item, quantity: int) -> Product:
+    """The Product of a view or a cart line (fields 0-3: product_id, name, category, price;
+    ``quantity`` given: 1 for a view, which has none, instead of a failing attribute read)."""
+    product: Product = _PRODUCT.build((item[0], item[1], item[2], float(item[3]), quantity))
     return product
 
 
@@ -258,7 +259,7 @@ def _viewed(st: CustomerState, first: str | None = None) -> list[Product]:
     for v in views:
         if v.product_id not in seen and len(out) < MAX_PRODUCTS:
             seen.add(v.product_id)
-            out.append(_product(v))
+            out.append(_product(v, 1))
     return out
 
 
@@ -278,7 +279,7 @@ def _content(st: CustomerState, cand: Candidate, now: float,
         tokens.update(cart_id=cart.cart_id, cart_value=f"{cart.value:.2f}",
                       cart_items=str(sum(i.quantity for i in cart.items.values())),
                       currency=cart.currency)
-        products = [_product(i) for i in list(cart.items.values())[:MAX_PRODUCTS]]
+        products = [_product(i, int(i[4])) for i in list(cart.items.values())[:MAX_PRODUCTS]]
     elif cand.source == "browse":
         product_id = cand.episode.rpartition("@")[0]
         tokens["product_id"] = product_id

@@ -8,9 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 from pydantic import BaseModel
 
 from processors.records import Layout
+from processors.state import Item, View
+from processors.triggers import _product
 from schemas.construct import TrustedValueError, trusted_builder
 from schemas.models import PersonaTransition, Product, Trigger
 
@@ -147,3 +151,24 @@ def test_contexts_carry_the_rule_set_options() -> None:
     _, plain = engine.machine.evaluate_input(engine.new_state("c2", T0), _view("hats"),
                                              "Product Viewed", T0, (), "c2", "e0")
     assert plain is not None and plain.recent == 172_800.0  # Ctx's default
+
+
+_ids = hs.text(hs.characters(codec="utf-8"), min_size=1, max_size=12)
+_texts = hs.text(hs.characters(codec="utf-8"), max_size=12)
+_prices = hs.floats(0, 10_000, allow_nan=False).map(lambda p: round(p, 2))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_ids, _texts, _texts, _prices, hs.integers(0, 2**40), hs.integers(1, 99))
+def test_trigger_products_of_views_and_cart_lines(product_id: str, name: str, category: str,
+                                                  price: float, at: int, quantity: int) -> None:
+    """A view (no quantity: 1) and a cart line (its quantity) become the Product that
+    trusted_builder builds from the same values, and a valid one."""
+    cases = [(View(product_id, name, category, price, at), 1),
+             (Item(product_id, name, category, price, quantity), quantity)]
+    for line, expected_quantity in cases:
+        built = _product(line, int(line[4]) if isinstance(line, Item) else 1)
+        _same(built, trusted_builder(Product)(
+            product_id=product_id, name=name, category=category, price=float(price),
+            quantity=expected_quantity))
+        assert Product.model_validate(built.model_dump()) == built
