@@ -234,11 +234,8 @@ class Codec:
             return None
         schema_id = int.from_bytes(raw[1:HEADER_SIZE], "big")
         plan = self._plans.get(schema_id)
-        if plan is None:  # a schema id's first record: its plan is made here
-            try:
-                plan = self._plan(schema_id, raw)
-            except DecodeError:
-                return None  # the dict path raises it again
+        if plan is None:  # a schema id's first record: its plan is made here (an unknown id
+            plan = self._plan(schema_id, raw)  # raises what the dict path would, one lookup)
         reader = plan.plain if plain else plan.model
         if reader is None:
             return None

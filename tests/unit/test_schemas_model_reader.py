@@ -165,3 +165,27 @@ def test_a_worker_decoding_plain_records_builds_only_the_plain_reader() -> None:
     assert codec.decode_fast(raw) == event
     assert codec.decode_raw(raw)[1]["order_id"] == plain.order_id  # type: ignore[attr-defined]
     assert {"fast", "model", "plain"} <= set(vars(plan))
+
+
+def test_an_unknown_schema_id_is_looked_up_once_and_named() -> None:
+    """A record of a schema id the registry does not know: one lookup, and the same typed
+    error from every decode path (the plan is made on the first record, not twice)."""
+    from schemas.errors import DecodeError
+
+    codec = _codec()
+    lookups: list[int] = []
+    writer = codec.registry.writer
+
+    def counted(schema_id: int) -> Any:
+        lookups.append(schema_id)
+        return writer(schema_id)
+
+    codec.registry.writer = counted  # type: ignore[method-assign]
+    raw = bytes([0]) + (987_654).to_bytes(4, "big") + b"\x02x"
+    errors = []
+    for decode in (codec.decode_plain, codec.decode_fast, codec.decode_raw):
+        with pytest.raises(DecodeError) as caught:
+            decode(raw)
+        errors.append((type(caught.value), str(caught.value)))
+        assert lookups.count(987_654) == len(errors)  # one lookup per decode
+    assert len(set(errors)) == 1
