@@ -104,7 +104,8 @@ _CONTAINER = {
                                 st.tuples(st.floats(0, 9), st.integers(0, 99)), max_size=2),
     "carts": st.builds(Cart, TEXT).map(lambda c: {c.cart_id: c}) | st.builds(dict),
     "deadlines": st.lists(st.builds(Deadline, st.integers(0, 99), st.just("cart"),
-                                    TEXT, st.integers(0, 3)), max_size=2),
+                                    TEXT, st.integers(0, 3), TEXT,
+                                    st.integers(0, 10**12)), max_size=2),  # Avro longs
     "watermarks": st.dictionaries(TEXT, st.integers(0, 99), max_size=2),
     "items": st.dictionaries(TEXT,
                              st.builds(Item, TEXT, TEXT,
